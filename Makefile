@@ -1,0 +1,37 @@
+# Set-up, demo and tests. Each target creates .venv on first use.
+# CPU torch is installed first so nothing pulls the multi-GB CUDA build; on a
+# machine without a local torch wheel, pass the CPU index:
+#   make test TORCH_INDEX="--index-url https://download.pytorch.org/whl/cpu"
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+TORCH_INDEX ?=
+DEMO_DATA := data/synth2017
+export RAY_USAGE_STATS_ENABLED := 0
+
+.PHONY: demo test lint install clean-demo
+
+install: $(STAMP)
+
+$(STAMP): setup.cfg pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet torch==2.13.0 $(TORCH_INDEX)
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	test -f $(DEMO_DATA)/REFERENCE.csv || $(BIN)/python -m orchestrator data synth --out $(DEMO_DATA) --records 300 --seed 0
+	$(BIN)/python -m orchestrator submit jobs/demo.json
+	$(BIN)/summarize CNN
+	$(BIN)/summarize CRNN
+
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+clean-demo:
+	rm -rf log/CNN/demo_* log/CRNN/demo_* $(DEMO_DATA)

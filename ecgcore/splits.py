@@ -1,0 +1,198 @@
+"""Class-stratified k-fold cross-validation splits in the reference layout.
+
+A split named `split_<folds>_<tv>_<seed>` holds, for each fold k, the files
+`train<k>.json`, `valid<k>.json` and `test<k>.json` (JSON lists of 1-based
+record numbers, A00005 -> 5) plus `properties.json`, in
+`<dataset>/splits/<name>/`. Each test fold is 1/folds of every class; the
+rest is split so that (train+valid)/valid = tv, as in the reference
+repository (its split_5_6_14 trains on 10/15 and validates on 2/15 of the
+records). Generation follows the reference's algorithm step by step (a
+seeded shuffle per class, then equal chunks), so on the full training2017
+set it reproduces the reference's published split_5_6_14.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import stat
+from dataclasses import dataclass
+from functools import reduce
+from pathlib import Path
+
+import numpy as np
+
+from ecgcore.errors import DataError
+
+SPLIT_NAME = re.compile(r"^split_(\d+)_(\d+)_(\d+)$")
+
+
+@dataclass(frozen=True)
+class Fold:
+    """Record numbers of one fold."""
+
+    train: tuple[int, ...]
+    valid: tuple[int, ...]
+    test: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Split:
+    name: str
+    folds: tuple[Fold, ...]
+    properties: dict
+
+
+def parse_split_name(name: str) -> tuple[int, int, int]:
+    """(folds, tv, seed) from 'split_<folds>_<tv>_<seed>'."""
+    match = SPLIT_NAME.match(name)
+    if not match:
+        raise DataError(f"split name {name!r} is not of the form split_<folds>_<tv>_<seed>")
+    folds, tv, seed = (int(g) for g in match.groups())
+    if folds < 2 or tv < 2:
+        raise DataError(f"split {name!r}: needs at least 2 folds and tv >= 2")
+    return folds, tv, seed
+
+
+def split_properties(folds: int, tv: int, seed: int) -> dict:
+    """properties.json content, in the reference's format."""
+    denom = folds * tv
+    test_n = denom // folds
+    valid_n = (denom - test_n) // tv
+    train_n = denom - test_n - valid_n
+    sizes = _div_by_gcd([train_n, valid_n, test_n, 0])
+    total = sum(sizes)
+    keys = ("train", "valid", "test", "holdout")
+    return {
+        "name": f"split_{folds}_{tv}_{seed}",
+        "inputs": {"holdout": False, "number of folds": folds, "(train+valid)/valid": tv, "seed": seed},
+        "relative size": dict(zip(keys, sizes, strict=False)),
+        "relative size fraction": {k: round(s / total, 5) for k, s in zip(keys, sizes, strict=False)},
+    }
+
+
+def generate_split(numbers: np.ndarray, labels: np.ndarray, name: str) -> Split:
+    """Deterministic stratified split of record numbers with integer class labels."""
+    n_folds, tv, seed = parse_split_name(name)
+    numbers = np.asarray(numbers, dtype=int)
+    labels = np.asarray(labels)
+    if numbers.size < n_folds * tv:
+        raise DataError(f"split {name}: {numbers.size} records are too few for {n_folds} folds with "
+                        f"tv {tv}; a train, valid or test set of some fold would be empty")
+    tests = _stratified(numbers, labels, [1] * n_folds, seed)
+    label_of = dict(zip(numbers.tolist(), labels.tolist(), strict=False))
+    folds = []
+    for test in tests:
+        rest = np.setdiff1d(numbers, test)
+        train, valid = _stratified(rest, np.array([label_of[n] for n in rest]), [tv - 1, 1], seed)
+        folds.append(Fold(tuple(train.tolist()), tuple(valid.tolist()), tuple(test.tolist())))
+    for k, fold in enumerate(folds):
+        for part in ("train", "valid", "test"):
+            if not getattr(fold, part):
+                raise DataError(f"split {name}: the {part} set of fold {k} would be empty "
+                                f"({numbers.size} records for {n_folds} folds)")
+    return Split(name, tuple(folds), split_properties(n_folds, tv, seed))
+
+
+def load_split(directory: Path) -> Split:
+    """A split stored in the reference layout, used as it is."""
+    folds = []
+    k = 0
+    while (directory / f"test{k}.json").exists():
+        parts = [_read_ids(directory / f"{part}{k}.json") for part in ("train", "valid", "test")]
+        folds.append(Fold(*parts))
+        k += 1
+    if not folds:
+        raise DataError(f"{directory}: no test0.json, not a split folder")
+    props_path = directory / "properties.json"
+    properties = json.loads(props_path.read_text()) if props_path.exists() else {}
+    return Split(directory.name, tuple(folds), properties)
+
+
+def write_split(split: Split, directory: Path) -> None:
+    """Write a split in the reference layout (atomically per file)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    files = {"properties.json": split.properties}
+    for k, fold in enumerate(split.folds):
+        files.update({f"train{k}.json": list(fold.train), f"valid{k}.json": list(fold.valid),
+                      f"test{k}.json": list(fold.test)})
+    for fname, content in files.items():
+        tmp = directory / f".{fname}.tmp"
+        tmp.write_text(json.dumps(content, indent=4 if fname == "properties.json" else None,
+                                  sort_keys=True))
+        os.replace(tmp, directory / fname)
+
+
+def resolve_split(dataset_dir: str | Path, name: str, numbers, labels, persist: bool = False) -> Split:
+    """The stored split if `<dataset>/splits/<name>/` exists, else the generated one.
+
+    With persist, a generated split is written there when the dataset folder
+    is writable; a read-only dataset (like a shared sample) is left untouched.
+    """
+    directory = Path(dataset_dir) / "splits" / name
+    if (directory / "test0.json").exists():
+        split = load_split(directory)
+        _check_covers(split, set(int(n) for n in numbers), directory)
+        return split
+    split = generate_split(numbers, labels, name)
+    if persist and _writable(Path(dataset_dir)):
+        write_split(split, directory)
+    return split
+
+
+def _check_covers(split: Split, numbers: set[int], directory: Path) -> None:
+    for k, fold in enumerate(split.folds):
+        for part in ("train", "valid", "test"):
+            missing = set(getattr(fold, part)) - numbers
+            if missing:
+                raise DataError(
+                    f"{directory}/{part}{k}.json: {len(missing)} record number(s) not in the dataset, "
+                    f"e.g. {sorted(missing)[:5]}"
+                )
+
+
+def _writable(path: Path) -> bool:
+    # os.access is always true for root, so also honour the folder's mode bits.
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return False
+    return os.access(path, os.W_OK) and bool(mode & stat.S_IWUSR)
+
+
+def _read_ids(path: Path) -> tuple[int, ...]:
+    try:
+        ids = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path}: unreadable split file ({exc})") from None
+    if not isinstance(ids, list) or not all(isinstance(i, int) for i in ids):
+        raise DataError(f"{path}: expected a JSON list of record numbers")
+    return tuple(ids)
+
+
+def _stratified(numbers: np.ndarray, labels: np.ndarray, rel_size: list[int], seed: int) -> list[np.ndarray]:
+    """Per class: seeded shuffle, cut into sum(rel_size) chunks, deal them out."""
+    per_class = [_split_set(numbers[labels == cls], rel_size, seed) for cls in np.unique(labels)]
+    return [np.sort(np.concatenate([parts[j] for parts in per_class])) for j in range(len(rel_size))]
+
+
+def _split_set(inset: np.ndarray, rel_size: list[int], seed: int) -> list[np.ndarray]:
+    rel_size = _div_by_gcd(rel_size)
+    inset = np.array(inset, dtype=int)
+    # The legacy global-state generator, as np.random.seed + shuffle in the reference.
+    np.random.RandomState(seed).shuffle(inset)
+    chunks = np.array_split(inset, sum(rel_size))
+    # Every part gets one chunk first, then the bigger parts take the rest in order.
+    out: list[list[np.ndarray]] = [[chunks[j]] for j in range(len(rel_size))]
+    index = len(rel_size)
+    for j, size in enumerate(rel_size):
+        out[j].extend(chunks[index:index + size - 1])
+        index += size - 1
+    return [np.sort(np.concatenate(parts)).astype(int) for parts in out]
+
+
+def _div_by_gcd(values: list[int]) -> list[int]:
+    gcd = reduce(math.gcd, values)
+    return [v // gcd for v in values]

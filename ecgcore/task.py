@@ -1,0 +1,29 @@
+"""The unit of work: one model trained and tested on one fold of one split.
+
+A Task is everything `train_task` needs, with paths already absolute. The
+orchestrator builds Tasks from job and model files (`expand`) and sends them
+to Ray trials as plain dicts; ecgcore never sees a job file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ecgcore.config import ModelConfig, spec
+
+
+@dataclass(frozen=True)
+class Task:
+    task_id: str = spec(None, "<architecture>/<job>/fold<k>", required=True)
+    job: str = spec(None, "job name", required=True)
+    fold: int = spec(None, "cross-validation fold id", required=True, min=0)
+    model_file: str = spec(None, "model file name in models/ (without .json)", required=True)
+    model: ModelConfig = spec(None, "the resolved model file", required=True)
+    data_dir: str = spec(None, "absolute dataset folder", required=True)
+    split: str = spec(None, "split name, split_<folds>_<tv>_<seed>", required=True)
+    out_dir: str = spec(None, "absolute fold folder for outputs", required=True)
+    max_epochs: int = spec(None, "epochs at most (model max_epochs, capped by --max-epochs)",
+                           required=True, min=1)
+    log_en: bool = spec(True, "write TensorBoard events")
+    log_test_score: bool = spec(True, "score the test fold at every validation")
+    threads: int = spec(1, "torch intra-op threads", min=1)

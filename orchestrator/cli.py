@@ -1,0 +1,125 @@
+"""Command line: parse arguments, adapt them to options, call a command function.
+
+Commands never see argparse. Every ProjectError becomes its message on
+stderr and exit code 2; Ctrl-C exits with 130.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ecgcore.errors import ProjectError
+from orchestrator.expand import DEFAULT_DATA, Overrides
+from orchestrator.summarize import FORMATS
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    value = float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative, got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m orchestrator",
+                                     description="Cross-validated ECG training jobs on Ray Tune.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("submit", help="run every job x fold of a job file as Ray Tune trials")
+    p.add_argument("job_file")
+    p.add_argument("--data", help=f"dataset folder for every job (default: the job's, else {DEFAULT_DATA})")
+    p.add_argument("--log-dir", default="log", help="where log/<arch>/<job>/fold<k>/ go (default: log)")
+    p.add_argument("--models-dir", help="model files (default: models/ beside the job file's folder)")
+    p.add_argument("--max-epochs", type=_positive_int, help="cap the epochs of every task (quick runs)")
+    p.add_argument("--cpus-per-task", type=_non_negative_float, help="CPUs per fold (fractions allowed)")
+    p.add_argument("--gpus-per-task", type=_non_negative_float, help="GPUs per fold (fractions allowed)")
+    p.add_argument("--max-concurrent", type=_positive_int, help="folds running at once, at most")
+    p.add_argument("--address", help="join an existing Ray cluster (auto, ray://host:10001)")
+    p.add_argument("--dry-run", action="store_true", help="print the task table, start nothing")
+
+    p = sub.add_parser("summarize", help="cross-validation scores of every job of an architecture")
+    _summarize_args(p)
+
+    p = sub.add_parser("predict", help="classify records with a fold's or a job's models")
+    p.add_argument("--run", required=True, help="a fold folder or a job folder under log/")
+    p.add_argument("--input", required=True, help="folder of records (.hea + .mat)")
+    p.add_argument("--output", required=True, help="answers file (record,label lines)")
+
+    p = sub.add_parser("split", help="write a stratified k-fold split into DATASET/splits/")
+    p.add_argument("dataset")
+    p.add_argument("--folds", type=_positive_int, default=5)
+    p.add_argument("--tv", type=_positive_int, default=6, help="(train+valid)/valid, as in the reference")
+    p.add_argument("--seed", type=int, default=14)
+    p.add_argument("--out", help="write here instead of DATASET/splits/<name>/")
+
+    p = sub.add_parser("data", help="dataset utilities")
+    data_sub = p.add_subparsers(dest="data_command", required=True)
+    s = data_sub.add_parser("synth", help="write a synthetic CinC 2017-format dataset (demo, tests)")
+    s.add_argument("--out", required=True)
+    s.add_argument("--records", type=_positive_int, default=300)
+    s.add_argument("--seed", type=int, default=0)
+    return parser
+
+
+def _summarize_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("architecture", help="model_name of the jobs, e.g. CNN or CRNN")
+    p.add_argument("--log-dir", default="log")
+    p.add_argument("--format", choices=FORMATS, default="table")
+
+
+def dispatch(args: argparse.Namespace) -> int:
+    if args.command == "submit":
+        from orchestrator.submit import SubmitOptions, submit
+
+        overrides = Overrides(data=args.data, max_epochs=args.max_epochs,
+                              cpus_per_task=args.cpus_per_task, gpus_per_task=args.gpus_per_task)
+        return submit(SubmitOptions(args.job_file, args.models_dir, args.log_dir, overrides,
+                                    args.address, args.max_concurrent, args.dry_run))
+    if args.command == "summarize":
+        from orchestrator.summarize import summarize
+
+        print(summarize(args.log_dir, args.architecture, args.format))
+        return 0
+    if args.command == "predict":
+        from orchestrator.predict import predict
+
+        return predict(args.run, args.input, args.output)
+    if args.command == "split":
+        from orchestrator.commands import write_split_command
+
+        return write_split_command(args.dataset, args.folds, args.tv, args.seed, args.out)
+    if args.command == "data" and args.data_command == "synth":
+        from orchestrator.commands import synth_command
+
+        return synth_command(args.out, args.records, args.seed)
+    raise AssertionError(f"unhandled command {args.command}")
+
+
+def run(parser: argparse.ArgumentParser, argv: list[str] | None) -> int:
+    args = parser.parse_args(argv)
+    try:
+        return dispatch(args)
+    except ProjectError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run(build_parser(), argv)
+
+
+def summarize_main(argv: list[str] | None = None) -> int:
+    """The `summarize` console script: `summarize CNN` = `python -m orchestrator summarize CNN`."""
+    argv = sys.argv[1:] if argv is None else argv
+    return main(["summarize", *argv])

@@ -1,0 +1,113 @@
+"""Job and model files: the typed job schema and the loaders for both.
+
+A job file is an object keyed by job name; each job names a model file in
+models/ and the folds to run. Everything is validated here, before Ray
+starts: unknown keys, wrong types, unknown architectures, missing model
+files, fold ids outside the split and unsafe job names each raise one
+ConfigError naming the file and the JSON path.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from ecgcore.config import ModelConfig, spec
+from ecgcore.errors import ProjectError
+from ecgcore.models import get_architecture
+from ecgcore.splits import parse_split_name
+from ecgcore.task import Task
+from orchestrator.schema import ConfigError, load_dataclass, read_json
+
+# Job and model names become folder names: keep them plain.
+_PLAIN_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+
+
+@dataclass(frozen=True)
+class JobConfig:
+    model: str = spec(None, "model file in models/, without .json", required=True)
+    split: str = spec(None, "split_<folds>_<tv>_<seed>", required=True)
+    cvids: tuple[int, ...] = spec(None, "fold ids to run", required=True, min=0)
+    description: str = spec("", "free text")
+    log_en: bool = spec(True, "write TensorBoard events")
+    log_test_score: bool = spec(True, "score the test fold at every validation (hotlog, TensorBoard)")
+    data: str | None = spec(None, "dataset folder (default: submit --data, else data/training2017)")
+    cpus_per_task: float | None = spec(None, "CPUs per fold (default 1)", min=0.01)
+    gpus_per_task: float | None = spec(None, "GPUs per fold (default: 1 if the cluster has GPUs)", min=0.0)
+    max_retries: int = spec(0, "times Ray retries a failed fold", min=0)
+
+
+@dataclass(frozen=True)
+class NamedJob:
+    name: str
+    config: JobConfig
+    file: str
+
+
+def check_name(name: str, file, path: str, what: str) -> None:
+    if not _PLAIN_NAME.match(name) or ".." in name:
+        raise ConfigError(file, path, f"{what} {name!r} must be a plain name "
+                                      "(letters, digits, _ . -; no '/', no '..')")
+
+
+def load_jobs(file: str | Path) -> list[NamedJob]:
+    """All jobs of a job file, in file order."""
+    data = read_json(Path(file))
+    if not isinstance(data, dict) or not data:
+        raise ConfigError(file, "$", "expected an object of jobs keyed by job name")
+    jobs = []
+    for name, body in data.items():
+        check_name(name, file, f"$.{name}", "job name")
+        job = load_dataclass(JobConfig, body, file, f"$.{name}")
+        check_name(job.model, file, f"$.{name}.model", "model name")
+        try:
+            n_folds, _, _ = parse_split_name(job.split)
+        except ProjectError as exc:
+            raise ConfigError(file, f"$.{name}.split", str(exc)) from None
+        for i, cvid in enumerate(job.cvids):
+            if cvid >= n_folds:
+                raise ConfigError(file, f"$.{name}.cvids[{i}]",
+                                  f"fold {cvid} is outside {job.split} (folds 0..{n_folds - 1})")
+        if len(set(job.cvids)) != len(job.cvids):
+            raise ConfigError(file, f"$.{name}.cvids", "a fold id is listed twice")
+        jobs.append(NamedJob(name, job, str(file)))
+    return jobs
+
+
+def parse_model(data, file) -> ModelConfig:
+    """A model file's content, with model_parameters typed by its architecture."""
+    if not isinstance(data, dict):
+        raise ConfigError(file, "$", "expected an object")
+    name = data.get("model_name")
+    if not isinstance(name, str):
+        raise ConfigError(file, "$.model_name", "missing or not a string (the architecture name)")
+    try:
+        arch = get_architecture(name)
+    except ProjectError as exc:
+        raise ConfigError(file, "$.model_name", str(exc)) from None
+    params = lambda value, path: load_dataclass(arch.params, value, file, path)  # noqa: E731
+    return load_dataclass(ModelConfig, data, file, "$", special={"model_parameters": params})
+
+
+def load_model(models_dir: str | Path, name: str, job_file, job_path: str) -> ModelConfig:
+    path = Path(models_dir) / f"{name}.json"
+    if not path.is_file():
+        raise ConfigError(job_file, job_path, f"model file {path} does not exist")
+    return parse_model(read_json(path), path)
+
+
+def load_models(jobs: list[NamedJob], models_dir: str | Path) -> dict[str, ModelConfig]:
+    """Every model the jobs name, each loaded once."""
+    models: dict[str, ModelConfig] = {}
+    for job in jobs:
+        if job.config.model not in models:
+            models[job.config.model] = load_model(models_dir, job.config.model, job.file,
+                                                  f"$.{job.name}.model")
+    return models
+
+
+def task_from_dict(data: dict) -> Task:
+    """Rebuild a Task sent through Ray as a plain dict."""
+    special = {"model": lambda value, path: parse_model(value, "<task>")}
+    return load_dataclass(Task, data, "<task>", "$", special=special)

@@ -1,0 +1,134 @@
+"""The per-fold log folder: log/<architecture>/<job>/fold<k>/.
+
+FoldLog is the training observer that writes a fold's files:
+  job.json, model.json   resolved copies (job with its fold id)
+  hotlog.csv             header + one row per validation
+  events.out.tfevents.*  TensorBoard scalars (when log_en)
+  best_model.pt          state dict of the best model so far (weights_only loadable)
+  predictions.csv        test-fold record, label, probabilities
+  scores.json            final scores and provenance, written last and atomically
+A fold counts as finished only when scores.json exists, so an interrupted
+run never looks like a result. Starting a fold clears what an earlier
+attempt left, so each validation appears exactly once.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import torch
+
+from ecgcore.cinc2017 import CLASSES
+from ecgcore.task import Task
+from ecgcore.train import TrainingObserver, TrainResult
+from orchestrator.schema import to_plain
+
+SCORES = "scores.json"
+BEST_MODEL = "best_model.pt"
+HOTLOG = "hotlog.csv"
+_OUTPUTS = ("job.json", "model.json", HOTLOG, BEST_MODEL, "predictions.csv", SCORES)
+
+
+def config_hash(task: Task) -> str:
+    """Hash of everything that determines a fold's result (not where it is written)."""
+    plain = to_plain(task)
+    for key in ("out_dir", "task_id", "log_en", "log_test_score"):
+        plain.pop(key)
+    return hashlib.sha256(json.dumps(plain, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def write_json_atomic(path: Path, content) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(content, indent=2, sort_keys=False) + "\n")
+    os.replace(tmp, path)
+
+
+def hotlog_columns(log_test_score: bool) -> list[str]:
+    cols = ["epoch", "best_epoch", "train_loss", "valid_accuracy", "valid_score"]
+    if log_test_score:
+        cols += ["test_accuracy", "test_score"]
+    return cols + ["learning_rate", "elapsed_s"]
+
+
+class FoldLog(TrainingObserver):
+    def __init__(self, task: Task, job: dict, provenance: dict):
+        self.task, self.job, self.provenance = task, job, provenance
+        self.dir = Path(task.out_dir)
+        self.columns = hotlog_columns(task.log_test_score)
+        self.writer = None
+
+    def open(self) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        for name in _OUTPUTS:
+            (self.dir / name).unlink(missing_ok=True)
+        for events in self.dir.glob("events.out.tfevents.*"):
+            events.unlink()
+        write_json_atomic(self.dir / "job.json", {**self.job, "name": self.task.job, "cvid": self.task.fold})
+        write_json_atomic(self.dir / "model.json", to_plain(self.task.model))
+        with open(self.dir / HOTLOG, "w", newline="") as fh:
+            csv.writer(fh).writerow(self.columns)
+        if self.task.log_en:
+            from torch.utils.tensorboard import SummaryWriter  # heavy import, only when logging
+
+            self.writer = SummaryWriter(log_dir=str(self.dir))
+
+    def on_validation(self, row: dict) -> None:
+        with open(self.dir / HOTLOG, "a", newline="") as fh:
+            csv.writer(fh).writerow([_fmt(row[c]) for c in self.columns])
+        if self.writer is None:
+            return
+        step = row["epoch"]
+        self.writer.add_scalar("loss/train", row["train_loss"], step)
+        self.writer.add_scalar("learning_rate", row["learning_rate"], step)
+        for part in ("valid", "test"):
+            if f"{part}_score" in row:
+                self.writer.add_scalar(f"score/{part}", row[f"{part}_score"], step)
+                self.writer.add_scalar(f"accuracy/{part}", row[f"{part}_accuracy"], step)
+                for cls, f1 in row[f"{part}_f1"].items():
+                    self.writer.add_scalar(f"f1_{part}/{_tag(cls)}", f1, step)
+        self.writer.flush()
+
+    def on_best(self, model, epoch: int) -> None:
+        tmp = self.dir / f".{BEST_MODEL}.tmp"
+        torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, tmp)
+        os.replace(tmp, self.dir / BEST_MODEL)
+
+    def finish(self, result: TrainResult) -> dict:
+        with open(self.dir / "predictions.csv", "w", newline="") as fh:
+            out = csv.writer(fh)
+            out.writerow(["record", "label", "prediction", *[f"p_{_tag(c)}" for c in CLASSES]])
+            for name, label, probs in result.test_predictions:
+                best = CLASSES[max(range(len(probs)), key=probs.__getitem__)]
+                out.writerow([name, label, best, *[f"{p:.6f}" for p in probs]])
+        scores = {
+            "task_id": self.task.task_id, "architecture": self.task.model.model_name,
+            "job": self.task.job, "model_file": self.task.model_file, "fold": self.task.fold,
+            "split": self.task.split, "data_dir": self.task.data_dir,
+            **result.scores,
+            "termination_epoch": result.best_epoch, "epochs_run": result.epochs_run,
+            "stopped_early": result.stopped_early,
+            "n_parameters": result.info.get("n_parameters"), "device": result.info.get("device"),
+            "elapsed_s": round(result.info.get("elapsed_s", 0.0), 2),
+            "provenance": {**self.provenance, "seed": self.task.model.training_parameters.seed,
+                           "config_hash": config_hash(self.task)},
+        }
+        write_json_atomic(self.dir / SCORES, scores)
+        self.close()
+        return scores
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+
+
+def _fmt(value) -> str:
+    return f"{value:.6g}" if isinstance(value, float) else str(value)
+
+
+def _tag(cls: str) -> str:
+    return "noise" if cls == "~" else cls

@@ -1,0 +1,102 @@
+"""The `submit` command: job file -> validated tasks -> Ray Tune -> fold logs.
+
+Everything that can be checked without Ray is checked first (job and model
+files, dataset records and labels, the split, the log folder), so a mistake
+exits with code 2 before Ray starts and before anything is written under
+log/. `--dry-run` stops after printing the task table.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ecgcore.cinc2017 import load_dataset, record_number
+from ecgcore.errors import ProjectError
+from ecgcore.splits import resolve_split
+from ecgcore.task import Task
+from orchestrator.config import load_jobs, load_models
+from orchestrator.expand import Overrides, expand, task_table
+from orchestrator.provenance import provenance
+
+
+@dataclass(frozen=True)
+class SubmitOptions:
+    job_file: str
+    models_dir: str | None = None  # default: models/ beside the job file's folder
+    log_dir: str = "log"
+    overrides: Overrides = field(default_factory=Overrides)
+    address: str | None = None
+    max_concurrent: int | None = None
+    dry_run: bool = False
+
+
+def default_models_dir(job_file: str | Path) -> Path:
+    return Path(job_file).resolve().parent.parent / "models"
+
+
+def plan(opts: SubmitOptions, root: Path):
+    """Load and validate the job file and its models; return (jobs, tasks)."""
+    jobs = load_jobs(opts.job_file)
+    models = load_models(jobs, opts.models_dir or default_models_dir(opts.job_file))
+    tasks = expand(jobs, models, Path(opts.log_dir), root, opts.overrides)
+    return jobs, tasks
+
+
+def check_data(tasks: list[Task], say: Callable[[str], None]) -> None:
+    """Read every dataset once and settle its split before any trial starts."""
+    seen = set()
+    for task in tasks:
+        if (task.data_dir, task.split) in seen:
+            continue
+        seen.add((task.data_dir, task.split))
+        started = time.monotonic()
+        dataset = load_dataset(task.data_dir)
+        numbers = np.array([record_number(n) for n in dataset.names])
+        split = resolve_split(task.data_dir, task.split, numbers, dataset.labels, persist=True)
+        counts = ", ".join(f"{c} {n}" for c, n in dataset.class_counts().items())
+        say(f"dataset {task.data_dir}: {len(dataset)} records ({counts}), "
+            f"{split.name} with {len(split.folds)} folds, read in {time.monotonic() - started:.1f} s")
+
+
+def check_log_dir(log_dir: Path) -> None:
+    try:
+        log_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ProjectError(f"log folder {log_dir}: cannot create it ({exc.strerror})") from None
+    probe = log_dir / ".write-probe"
+    try:
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise ProjectError(f"log folder {log_dir}: not writable ({exc.strerror})") from None
+
+
+def submit(opts: SubmitOptions, say: Callable[[str], None] = print) -> int:
+    root = Path.cwd()
+    jobs, tasks = plan(opts, root)
+    if opts.dry_run:
+        say(task_table(tasks, jobs, opts.overrides))
+        return 0
+    check_data(tasks, say)
+    log_dir = (root / opts.log_dir).resolve()
+    check_log_dir(log_dir)
+    from orchestrator import tuner  # imports Ray: only when something will run
+
+    url = tuner.connect(opts.address)
+    if url:
+        say(f"Ray dashboard: {url}  (token in ~/.ray/auth_token)")
+    say(f"submitting {len(tasks)} task(s); TensorBoard: tensorboard --logdir {log_dir}")
+    started = time.monotonic()
+    outcomes = tuner.run_tasks(tasks, jobs, opts.overrides, log_dir, provenance(), opts.max_concurrent)
+    failed = [o for o in outcomes if not o.ok]
+    for o in outcomes:
+        status = f"test score {o.test_score:.3f}" if o.ok else f"FAILED: {o.error}"
+        say(f"  {o.task_id:<40} {status}")
+    say(f"{len(outcomes) - len(failed)}/{len(outcomes)} task(s) finished in "
+        f"{time.monotonic() - started:.0f} s; results under {log_dir}")
+    return 1 if failed else 0

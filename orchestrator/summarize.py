@@ -1,0 +1,146 @@
+"""The `summarize` command: cross-validation scores of every job of an architecture.
+
+Reads log/<architecture>/*/fold*/scores.json (a fold without scores.json
+has not finished and is not a result). Per job: one row per fold (official
+test score, F1 N/A/O/~, accuracy), then the mean and the sample standard
+deviation (ddof=1); then one "mean ± std" line per job. A job whose finished
+folds are fewer than the folds its job.json asked for is marked incomplete.
+Also writes log/<architecture>/summary.json.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ecgcore.cinc2017 import CLASSES
+from ecgcore.errors import ProjectError
+from orchestrator.foldlog import SCORES, write_json_atomic
+
+COLUMNS = ["fold", "score", *[f"F1_{c}" for c in CLASSES], "accuracy"]
+FORMATS = ("table", "csv", "json", "markdown")
+
+
+@dataclass(frozen=True)
+class JobSummary:
+    name: str
+    rows: list[dict]
+    expected: list[int]
+
+    @property
+    def missing(self) -> list[int]:
+        done = {r["fold"] for r in self.rows}
+        return [k for k in self.expected if k not in done]
+
+    def stat(self, column: str) -> tuple[float, float]:
+        values = np.array([r[column] for r in self.rows], dtype=float)
+        std = float(values.std(ddof=1)) if values.size > 1 else float("nan")
+        return float(values.mean()), std
+
+
+def collect(log_dir: Path, architecture: str) -> list[JobSummary]:
+    arch_dir = log_dir / architecture
+    if not arch_dir.is_dir():
+        known = sorted(p.name for p in log_dir.iterdir() if p.is_dir() and not p.name.startswith(".")) \
+            if log_dir.is_dir() else []
+        raise ProjectError(f"no results for {architecture!r} under {log_dir}"
+                           + (f"; architectures with results: {', '.join(known)}" if known else ""))
+    jobs = []
+    for job_dir in sorted(p for p in arch_dir.iterdir() if p.is_dir()):
+        rows, expected = [], set()
+        for fold_dir in sorted(job_dir.glob("fold*")):
+            job_file = fold_dir / "job.json"
+            if job_file.exists():
+                expected.update(json.loads(job_file.read_text()).get("cvids", []))
+            if (fold_dir / SCORES).exists():
+                rows.append(_row(json.loads((fold_dir / SCORES).read_text())))
+        if rows or expected:
+            jobs.append(JobSummary(job_dir.name, sorted(rows, key=lambda r: r["fold"]), sorted(expected)))
+    return jobs
+
+
+def _row(scores: dict) -> dict:
+    test = scores["test"]
+    return {"fold": scores["fold"], "score": test["score"],
+            **{f"F1_{c}": test["f1"][c] for c in CLASSES}, "accuracy": test["accuracy"]}
+
+
+def to_json(architecture: str, jobs: list[JobSummary]) -> dict:
+    out = {"architecture": architecture, "jobs": {}}
+    for job in jobs:
+        entry = {"folds": job.rows, "complete": not job.missing, "missing_folds": job.missing}
+        if job.rows:
+            entry["mean"] = {c: job.stat(c)[0] for c in COLUMNS[1:]}
+            entry["std"] = {c: _nan_none(job.stat(c)[1]) for c in COLUMNS[1:]}
+        out["jobs"][job.name] = entry
+    return out
+
+
+def render(architecture: str, jobs: list[JobSummary], fmt: str) -> str:
+    if fmt == "json":
+        return json.dumps(to_json(architecture, jobs), indent=2)
+    if fmt == "csv":
+        buf = io.StringIO()
+        writer = csv.writer(buf)
+        writer.writerow(["job", *COLUMNS])
+        for job in jobs:
+            for r in job.rows:
+                writer.writerow([job.name, *[_num(r[c]) for c in COLUMNS]])
+        return buf.getvalue().rstrip("\n")
+    return _render_table(architecture, jobs, markdown=fmt == "markdown")
+
+
+def _render_table(architecture: str, jobs: list[JobSummary], markdown: bool) -> str:
+    lines = []
+    for job in jobs:
+        status = "" if not job.missing else f"  [incomplete: missing fold(s) {job.missing}]"
+        lines.append(f"{'### ' if markdown else ''}{architecture} / {job.name}{status}")
+        body = [[str(r["fold"]), *[f"{r[c]:.3f}" for c in COLUMNS[1:]]] for r in job.rows]
+        if job.rows:
+            body.append(["mean", *[f"{job.stat(c)[0]:.3f}" for c in COLUMNS[1:]]])
+            body.append(["std", *[_fmt_std(job.stat(c)[1]) for c in COLUMNS[1:]]])
+        lines.extend(_grid(COLUMNS, body, markdown))
+        lines.append("")
+    lines.append(f"{architecture}: official CinC 2017 test score over folds (mean ± sample std)")
+    for job in jobs:
+        if job.rows:
+            mean, std = job.stat("score")
+            tag = "" if not job.missing else " (incomplete)"
+            lines.append(f"  {job.name:<30} {mean:.3f} ± {_fmt_std(std)}  ({len(job.rows)} folds){tag}")
+        else:
+            lines.append(f"  {job.name:<30} no finished fold")
+    return "\n".join(lines)
+
+
+def _grid(header: list[str], body: list[list[str]], markdown: bool) -> list[str]:
+    if markdown:
+        return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header),
+                *["| " + " | ".join(row) + " |" for row in body]]
+    widths = [max(len(h), *(len(r[i]) for r in body)) if body else len(h) for i, h in enumerate(header)]
+    fmt = "  ".join(f"{{:>{w}}}" for w in widths)
+    return [fmt.format(*header), *[fmt.format(*row) for row in body]]
+
+
+def summarize(log_dir: str | Path, architecture: str, fmt: str = "table") -> str:
+    """Render the summary and write log/<architecture>/summary.json."""
+    log_dir = Path(log_dir)
+    jobs = collect(log_dir, architecture)
+    write_json_atomic(log_dir / architecture / "summary.json", to_json(architecture, jobs))
+    return render(architecture, jobs, fmt)
+
+
+def _fmt_std(std: float) -> str:
+    return "n/a" if np.isnan(std) else f"{std:.3f}"
+
+
+def _nan_none(value: float):
+    return None if np.isnan(value) else value
+
+
+def _num(value) -> str:
+    return f"{value:.6f}" if isinstance(value, float) else str(value)

@@ -1,0 +1,126 @@
+"""The Ray edge: connect to Ray, build the Tuner, run one trial per Task.
+
+This is the only module that imports Ray. Each trial gets its task as a
+plain dict (visible in the dashboard and in params.json), rebuilds the Task,
+and calls ecgcore's `train_task` with a FoldLog that also reports every
+validation to Tune. Trial actors are reused so torch is imported once per
+worker, and every path is absolute because trials run in their own cwd.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # offline machines; no usage pings
+
+import ray  # noqa: E402
+from ray import tune  # noqa: E402
+from ray.tune.execution.placement_groups import PlacementGroupFactory  # noqa: E402
+
+from ecgcore.task import Task  # noqa: E402
+from ecgcore.train import train_task  # noqa: E402
+from orchestrator.config import NamedJob, task_from_dict  # noqa: E402
+from orchestrator.expand import Overrides, resources  # noqa: E402
+from orchestrator.foldlog import FoldLog  # noqa: E402
+from orchestrator.schema import to_plain  # noqa: E402
+
+
+@dataclass(frozen=True)
+class TrialOutcome:
+    task_id: str
+    ok: bool
+    test_score: float | None
+    error: str | None
+
+
+class TuneFoldLog(FoldLog):
+    """FoldLog that also reports each validation to Ray Tune."""
+
+    def on_validation(self, row: dict) -> None:
+        super().on_validation(row)
+        tune.report({k: v for k, v in row.items() if not isinstance(v, dict)})
+
+
+def run_trial(config: dict) -> None:
+    """Tune function trainable: one fold of one job."""
+    spec = config["spec"]
+    task = task_from_dict(spec["task"])
+    log = TuneFoldLog(task, spec["job"], config["provenance"])
+    log.open()
+    try:
+        result = train_task(task, log)
+    finally:
+        log.close()
+    scores = log.finish(result)
+    tune.report({"epoch": result.epochs_run, "final_test_score": scores["test"]["score"],
+                 "final_valid_score": scores["valid"]["score"], "done": True})
+
+
+def connect(address: str | None) -> str | None:
+    """Start a local Ray (dashboard on loopback) or join a cluster; return the dashboard URL.
+
+    An already initialised Ray (tests share one session) is used as it is.
+    """
+    if ray.is_initialized():
+        return None
+    if address:
+        context = ray.init(address=address, log_to_driver=True)
+    else:
+        context = ray.init(include_dashboard=True, dashboard_host="127.0.0.1", log_to_driver=True)
+    url = getattr(context, "dashboard_url", None)
+    return f"http://{url}" if url else None
+
+
+def run_tasks(tasks: list[Task], jobs: list[NamedJob], overrides: Overrides, log_dir: Path,
+              provenance: dict, max_concurrent: int | None = None) -> list[TrialOutcome]:
+    """Schedule every task as a Tune trial and wait for all of them."""
+    by_name = {j.name: j for j in jobs}
+    cluster_gpus = float(ray.cluster_resources().get("GPU", 0))
+    specs = []
+    for task in tasks:
+        job = by_name[task.job]
+        specs.append({"task": to_plain(task), "job": to_plain(job.config),
+                      "resources": resources(job, overrides, cluster_gpus),
+                      "retries": job.config.max_retries})
+    trainable = tune.with_resources(run_trial, _placement)
+    tuner = tune.Tuner(
+        trainable,
+        param_space={"spec": tune.grid_search(specs), "provenance": provenance},
+        tune_config=tune.TuneConfig(reuse_actors=True, max_concurrent_trials=max_concurrent,
+                                    trial_name_creator=_trial_name, trial_dirname_creator=_trial_name),
+        run_config=tune.RunConfig(
+            name="submit",
+            storage_path=str(log_dir.resolve() / ".tune"),
+            failure_config=tune.FailureConfig(max_failures=max(s["retries"] for s in specs)),
+            verbose=1,
+        ),
+    )
+    grid = tuner.fit()
+    outcomes = []
+    for result in grid:
+        task_id = result.config["spec"]["task"]["task_id"]
+        metrics = result.metrics or {}
+        error = None if result.error is None else _last_line(result.error)
+        outcomes.append(TrialOutcome(task_id, result.error is None and metrics.get("done", False),
+                                     metrics.get("final_test_score"), error))
+    order = {t.task_id: i for i, t in enumerate(tasks)}
+    return sorted(outcomes, key=lambda o: order.get(o.task_id, len(order)))
+
+
+def _placement(config: dict) -> PlacementGroupFactory:
+    res = config["spec"]["resources"]
+    bundle = {"CPU": res["cpu"]}
+    if res["gpu"] > 0:
+        bundle["GPU"] = res["gpu"]
+    return PlacementGroupFactory([bundle])
+
+
+def _trial_name(trial) -> str:
+    return trial.config["spec"]["task"]["task_id"].replace("/", "_")
+
+
+def _last_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return text[-1] if text else type(error).__name__

@@ -1,0 +1,72 @@
+"""Shared fixtures: real shared data (skipped when absent), a synthetic set, one Ray session."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared"
+SAMPLE_2017 = SHARED / "ecg-samples" / "cinc2017"
+FULL_2017 = SHARED / "ecg-data" / "training2017"
+
+
+def need(path: Path) -> Path:
+    if not (path / "REFERENCE.csv").exists():
+        pytest.skip(f"shared dataset {path} is not present (expected ../shared beside the project)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def sample2017() -> Path:
+    return need(SAMPLE_2017)
+
+
+@pytest.fixture(scope="session")
+def full2017() -> Path:
+    return need(FULL_2017)
+
+
+@pytest.fixture(scope="session")
+def synth_dir(tmp_path_factory) -> Path:
+    from ecgcore.synth import write_synthetic_dataset
+
+    out = tmp_path_factory.mktemp("synth") / "synth2017"
+    write_synthetic_dataset(out, 60, seed=3)
+    return out
+
+
+def tiny_model(arch: str = "CNN", **training) -> dict:
+    """A model file small enough to train in seconds on CPU."""
+    params = {"n_channels_first": 4, "growth_block_end": 4, "n_conv_blocks": 2,
+              "kernel_size": [3, 3], "dilation_rates": [1], "strides_block_end": [2, 2],
+              "max_pooling": False}
+    if arch == "CRNN":
+        params.update(n_lstmneurons=8, n_lstmlayers=1, bidirectional=True)
+    return {
+        "model_name": arch,
+        "model_parameters": params,
+        "training_parameters": {"batch_size": 16, "validation_step": 1, "max_epochs": 2,
+                                "early_stop_wait": 5, **training},
+        "data_augmentation": {"reload_step": 1},
+    }
+
+
+def write_json(path: Path, content) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(content, indent=2))
+    return path
+
+
+@pytest.fixture(scope="session")
+def ray_session():
+    """One local Ray for the whole test run (ray.init costs seconds)."""
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()
