@@ -35,6 +35,30 @@ class TrialOutcome:
     error: str | None
 
 
+class ProgressLines(tune.Callback):
+    """One short line per trial event instead of Tune's full configuration tables."""
+
+    def __init__(self, say=print):
+        self.say = say
+
+    def on_trial_start(self, iteration, trials, trial, **info):
+        self.say(f"[start] {_task_id(trial)} on {trial.placement_group_factory.required_resources}")
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        if "valid_score" in result:
+            test = f" test {result['test_score']:.3f}" if "test_score" in result else ""
+            self.say(f"[valid] {_task_id(trial)} epoch {result['epoch']}: loss {result['train_loss']:.3f} "
+                     f"valid {result['valid_score']:.3f}{test} (best epoch {result['best_epoch']})")
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        score = (trial.last_result or {}).get("final_test_score")
+        self.say(f"[done ] {_task_id(trial)} test score {score:.3f}" if score is not None
+                 else f"[done ] {_task_id(trial)}")
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self.say(f"[error] {_task_id(trial)}: see {trial.local_path}/error.txt")
+
+
 class TuneFoldLog(FoldLog):
     """FoldLog that also reports each validation to Ray Tune."""
 
@@ -94,7 +118,8 @@ def run_tasks(tasks: list[Task], jobs: list[NamedJob], overrides: Overrides, log
             name="submit",
             storage_path=str(log_dir.resolve() / ".tune"),
             failure_config=tune.FailureConfig(max_failures=max(s["retries"] for s in specs)),
-            verbose=1,
+            verbose=0,
+            callbacks=[ProgressLines()],
         ),
     )
     grid = tuner.fit()
@@ -117,8 +142,12 @@ def _placement(config: dict) -> PlacementGroupFactory:
     return PlacementGroupFactory([bundle])
 
 
+def _task_id(trial) -> str:
+    return trial.config["spec"]["task"]["task_id"]
+
+
 def _trial_name(trial) -> str:
-    return trial.config["spec"]["task"]["task_id"].replace("/", "_")
+    return _task_id(trial).replace("/", "_")
 
 
 def _last_line(error: BaseException) -> str:
