@@ -10,6 +10,7 @@ worker, and every path is absolute because trials run in their own cwd.
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -115,7 +116,7 @@ def run_tasks(tasks: list[Task], jobs: list[NamedJob], overrides: Overrides, log
         tune_config=tune.TuneConfig(reuse_actors=True, max_concurrent_trials=max_concurrent,
                                     trial_name_creator=_trial_name, trial_dirname_creator=_trial_name),
         run_config=tune.RunConfig(
-            name="submit",
+            name=time.strftime("submit-%Y%m%d-%H%M%S"),
             storage_path=str(log_dir.resolve() / ".tune"),
             failure_config=tune.FailureConfig(max_failures=max(s["retries"] for s in specs)),
             verbose=0,

@@ -40,3 +40,11 @@ def test_unknown_architecture(tmp_path, capsys):
     _fold(tmp_path / "log", "a", 0, 0.5, [0])
     assert main(["summarize", "CRNN", "--log-dir", str(tmp_path / "log")]) == 2
     assert "architectures with results: CNN" in capsys.readouterr().err
+
+
+def test_console_script_entry(tmp_path, capsys):
+    from orchestrator.cli import summarize_main
+
+    _fold(tmp_path / "log", "a", 0, 0.5, [0])
+    assert summarize_main(["CNN", "--log-dir", str(tmp_path / "log")]) == 0
+    assert "a                              0.500 ± n/a  (1 folds)" in capsys.readouterr().out
