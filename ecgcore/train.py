@@ -14,6 +14,7 @@ fold log, which may also report to Ray); nothing here writes files.
 from __future__ import annotations
 
 import copy
+import os
 import time
 from dataclasses import dataclass, field
 
@@ -28,6 +29,14 @@ from ecgcore.models import get_architecture
 from ecgcore.task import Task
 
 EVAL_BATCH = 64
+
+# oneDNN caches a compiled primitive (with its buffers) per input shape; with
+# variable-length records every batch has a new shape and a reused Ray actor
+# grew to 20 GB over eight folds. Without the cache memory stays flat and the
+# speed is the same (measured: 13.7 s vs 13.8 s for 16 CNN_paper batches).
+# It must be set before the first convolution in the process; a user's own
+# setting wins.
+os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "0")
 
 
 class TrainingObserver:
