@@ -137,7 +137,7 @@ def resolve_split(dataset_dir: str | Path, name: str, numbers, labels, persist: 
         _check_covers(split, set(int(n) for n in numbers), directory)
         return split
     split = generate_split(numbers, labels, name)
-    if persist and _writable(Path(dataset_dir)):
+    if persist and writable(Path(dataset_dir)):
         write_split(split, directory)
     return split
 
@@ -153,8 +153,8 @@ def _check_covers(split: Split, numbers: set[int], directory: Path) -> None:
                 )
 
 
-def _writable(path: Path) -> bool:
-    # os.access is always true for root, so also honour the folder's mode bits.
+def writable(path: Path) -> bool:
+    """Whether we may write into a folder; os.access is always true for root, so mode bits count too."""
     try:
         mode = path.stat().st_mode
     except OSError:

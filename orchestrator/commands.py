@@ -8,7 +8,7 @@ import numpy as np
 
 from ecgcore.cinc2017 import CLASSES, read_reference, record_number
 from ecgcore.errors import ProjectError
-from ecgcore.splits import generate_split, write_split
+from ecgcore.splits import generate_split, writable, write_split
 from ecgcore.synth import write_synthetic_dataset
 
 
@@ -19,6 +19,8 @@ def write_split_command(dataset: str, folds: int, tv: int, seed: int, out: str |
     numbers = np.array([record_number(n) for n in labels])
     split = generate_split(numbers, np.array([CLASSES.index(v) for v in labels.values()]), name)
     target = Path(out) if out else root / "splits" / name
+    if not out and not writable(root):
+        raise ProjectError(f"{root} is read-only; write the split elsewhere with --out DIR")
     if (target / "test0.json").exists():
         raise ProjectError(f"{target} already holds a split; it is left as it is")
     write_split(split, target)

@@ -79,3 +79,12 @@ def test_split_command_writes_reference_layout(synth_dir, tmp_path, capsys):
     assert len(loaded.folds) == 5 and loaded.properties["inputs"]["(train+valid)/valid"] == 6
     assert sorted(p.name for p in out.iterdir())[:3] == ["properties.json", "test0.json", "test1.json"]
     assert main(["split", str(synth_dir), "--out", str(out)]) == 2  # never overwritten
+
+
+def test_read_only_dataset_is_never_written(sample2017, capsys):
+    assert main(["split", str(sample2017), "--seed", "99"]) == 2
+    assert "read-only" in capsys.readouterr().err
+    assert not (sample2017 / "splits").exists()
+    numbers, labels = _labels(sample2017)
+    resolve_split(sample2017, "split_5_6_99", numbers, labels, persist=True)
+    assert not (sample2017 / "splits").exists()
