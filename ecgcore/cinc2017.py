@@ -28,7 +28,6 @@ with warnings.catch_warnings():
     import wfdb
 
 CLASSES = ("N", "A", "O", "~")
-CLASS_NAMES = ("normal", "AF", "other", "noisy")
 FS = 300
 REFERENCE_FILE = "REFERENCE.csv"
 _MAX_LISTED = 20

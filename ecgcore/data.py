@@ -41,7 +41,6 @@ class FoldData:
     valid: Subset
     test: Subset
     n_freqs: int
-    fs: int
 
 
 @functools.lru_cache(maxsize=2)
@@ -82,7 +81,7 @@ def load_fold(task: Task) -> FoldData:
         if not idx:
             raise DataError(f"split {task.split} fold {task.fold}: the {part} set is empty")
     n_freqs = parts["test"].features[0].shape[1]
-    return FoldData(parts["train"], parts["valid"], parts["test"], n_freqs, dataset.fs)
+    return FoldData(parts["train"], parts["valid"], parts["test"], n_freqs)
 
 
 def augmented_features(subset: Subset, model: ModelConfig, rng: np.random.Generator) -> list[np.ndarray]:

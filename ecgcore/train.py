@@ -42,9 +42,6 @@ os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "0")
 class TrainingObserver:
     """Receives progress; the default does nothing."""
 
-    def on_start(self, info: dict) -> None:
-        pass
-
     def on_validation(self, row: dict) -> None:
         pass
 
@@ -112,7 +109,6 @@ def train_task(task: Task, observer: TrainingObserver | None = None) -> TrainRes
             "n_train": len(fold.train), "n_valid": len(fold.valid), "n_test": len(fold.test),
             "class_weights": class_weights(fold.train.labels,
                                            task.model.loss_function_parameters.class_penalty).tolist()}
-    observer.on_start(info)
     loop = _Loop(task, model, fold, info["class_weights"], device, rng, observer, started)
     loop.run()
     model.load_state_dict(loop.best_state)

@@ -55,7 +55,6 @@ def _task(job: NamedJob, fold: int, model: ModelConfig, log_dir: PurePath, root:
     max_epochs = model.training_parameters.max_epochs
     if overrides.max_epochs is not None:
         max_epochs = min(max_epochs, overrides.max_epochs)
-    cpus = overrides.cpus_per_task or job.config.cpus_per_task or DEFAULT_CPUS_PER_TASK
     return Task(
         task_id=f"{arch}/{job.name}/fold{fold}",
         job=job.name,
@@ -68,19 +67,22 @@ def _task(job: NamedJob, fold: int, model: ModelConfig, log_dir: PurePath, root:
         max_epochs=max_epochs,
         log_en=job.config.log_en,
         log_test_score=job.config.log_test_score,
-        threads=max(1, math.floor(cpus)),
+        threads=max(1, math.floor(_cpus(job, overrides))),
     )
 
 
 def resources(job: NamedJob, overrides: Overrides, cluster_gpus: float) -> dict[str, float]:
     """Ray resources of one of the job's tasks; GPUs default to 1 where the cluster has any."""
-    cpus = overrides.cpus_per_task or job.config.cpus_per_task or DEFAULT_CPUS_PER_TASK
     gpus = overrides.gpus_per_task
     if gpus is None:
         gpus = job.config.gpus_per_task
     if gpus is None:
         gpus = 1.0 if cluster_gpus > 0 else 0.0
-    return {"cpu": float(cpus), "gpu": float(gpus)}
+    return {"cpu": float(_cpus(job, overrides)), "gpu": float(gpus)}
+
+
+def _cpus(job: NamedJob, overrides: Overrides) -> float:
+    return overrides.cpus_per_task or job.config.cpus_per_task or DEFAULT_CPUS_PER_TASK
 
 
 def task_table(tasks: list[Task], jobs: list[NamedJob], overrides: Overrides) -> str:

@@ -18,17 +18,16 @@ class Architecture:
     name: str
     params: type
     build: Callable
-    spectrogram_input: bool
 
 
 _REGISTRY: dict[str, Architecture] = {}
 
 
-def register(name: str, params: type, spectrogram_input: bool = True) -> Callable:
+def register(name: str, params: type) -> Callable:
     def decorate(build: Callable) -> Callable:
         if name in _REGISTRY:
             raise ValueError(f"architecture {name!r} registered twice")
-        _REGISTRY[name] = Architecture(name, params, build, spectrogram_input)
+        _REGISTRY[name] = Architecture(name, params, build)
         return build
 
     return decorate
