@@ -3,7 +3,9 @@
 Reads log/<architecture>/*/fold*/scores.json (a fold without scores.json
 has not finished and is not a result). Per job: one row per fold (official
 test score, F1 N/A/O/~, accuracy), then the mean and the sample standard
-deviation (ddof=1); then one "mean ± std" line per job. A job whose finished
+deviation (ddof=1), and a naive row: the same folds scored for a classifier
+that always answers the majority class of the training fold, so a score
+means something. Then one "mean ± std" line per job. A job whose finished
 folds are fewer than the folds its job.json asked for is marked incomplete.
 Also writes log/<architecture>/summary.json.
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import operator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +23,7 @@ import numpy as np
 
 from ecgcore.cinc2017 import CLASSES
 from ecgcore.errors import ProjectError
+from ecgcore.metrics import accuracy, f1_per_class, official_score
 from orchestrator.foldlog import SCORES, write_json_atomic
 
 COLUMNS = ["fold", "score", *[f"F1_{c}" for c in CLASSES], "accuracy"]
@@ -31,14 +35,15 @@ class JobSummary:
     name: str
     rows: list[dict]
     expected: list[int]
+    naive: list[dict]
 
     @property
     def missing(self) -> list[int]:
         done = {r["fold"] for r in self.rows}
         return [k for k in self.expected if k not in done]
 
-    def stat(self, column: str) -> tuple[float, float]:
-        values = np.array([r[column] for r in self.rows], dtype=float)
+    def stat(self, column: str, naive: bool = False) -> tuple[float, float]:
+        values = np.array([r[column] for r in (self.naive if naive else self.rows)], dtype=float)
         std = float(values.std(ddof=1)) if values.size > 1 else float("nan")
         return float(values.mean()), std
 
@@ -52,15 +57,19 @@ def collect(log_dir: Path, architecture: str) -> list[JobSummary]:
                            + (f"; architectures with results: {', '.join(known)}" if known else ""))
     jobs = []
     for job_dir in sorted(p for p in arch_dir.iterdir() if p.is_dir()):
-        rows, expected = [], set()
+        rows, naive, expected = [], [], set()
         for fold_dir in sorted(job_dir.glob("fold*")):
             job_file = fold_dir / "job.json"
             if job_file.exists():
                 expected.update(json.loads(job_file.read_text()).get("cvids", []))
             if (fold_dir / SCORES).exists():
-                rows.append(_row(json.loads((fold_dir / SCORES).read_text())))
+                scores = json.loads((fold_dir / SCORES).read_text())
+                rows.append(_row(scores))
+                naive.append(naive_row(scores))
         if rows or expected:
-            jobs.append(JobSummary(job_dir.name, sorted(rows, key=lambda r: r["fold"]), sorted(expected)))
+            by_fold = operator.itemgetter("fold")
+            jobs.append(JobSummary(job_dir.name, sorted(rows, key=by_fold), sorted(expected),
+                                   sorted(naive, key=by_fold)))
     return jobs
 
 
@@ -70,6 +79,17 @@ def _row(scores: dict) -> dict:
             **{f"F1_{c}": test["f1"][c] for c in CLASSES}, "accuracy": test["accuracy"]}
 
 
+def naive_row(scores: dict) -> dict:
+    """The fold's test set scored for 'always the training fold's majority class'."""
+    majority = int(np.array(scores["train"]["confusion"]).sum(axis=1).argmax())
+    matrix = np.zeros((len(CLASSES), len(CLASSES)), dtype=np.int64)
+    matrix[:, majority] = np.array(scores["test"]["confusion"]).sum(axis=1)
+    f1 = f1_per_class(matrix)
+    return {"fold": scores["fold"], "score": official_score(matrix),
+            **{f"F1_{c}": float(v) for c, v in zip(CLASSES, f1, strict=True)},
+            "accuracy": accuracy(matrix), "majority": CLASSES[majority]}
+
+
 def to_json(architecture: str, jobs: list[JobSummary]) -> dict:
     out = {"architecture": architecture, "jobs": {}}
     for job in jobs:
@@ -77,6 +97,8 @@ def to_json(architecture: str, jobs: list[JobSummary]) -> dict:
         if job.rows:
             entry["mean"] = {c: job.stat(c)[0] for c in COLUMNS[1:]}
             entry["std"] = {c: _nan_none(job.stat(c)[1]) for c in COLUMNS[1:]}
+            entry["naive"] = {"majority_class": sorted({r["majority"] for r in job.naive}),
+                              "mean": {c: job.stat(c, naive=True)[0] for c in COLUMNS[1:]}}
         out["jobs"][job.name] = entry
     return out
 
@@ -104,6 +126,7 @@ def _render_table(architecture: str, jobs: list[JobSummary], markdown: bool) -> 
         if job.rows:
             body.append(["mean", *[f"{job.stat(c)[0]:.3f}" for c in COLUMNS[1:]]])
             body.append(["std", *[_fmt_std(job.stat(c)[1]) for c in COLUMNS[1:]]])
+            body.append(["naive", *[f"{job.stat(c, naive=True)[0]:.3f}" for c in COLUMNS[1:]]])
         lines.extend(_grid(COLUMNS, body, markdown))
         lines.append("")
     lines.append(f"{architecture}: official CinC 2017 test score over folds (mean ± sample std)")
@@ -111,7 +134,9 @@ def _render_table(architecture: str, jobs: list[JobSummary], markdown: bool) -> 
         if job.rows:
             mean, std = job.stat("score")
             tag = "" if not job.missing else " (incomplete)"
-            lines.append(f"  {job.name:<30} {mean:.3f} ± {_fmt_std(std)}  ({len(job.rows)} folds){tag}")
+            naive = job.stat("score", naive=True)[0]
+            lines.append(f"  {job.name:<30} {mean:.3f} ± {_fmt_std(std)}  ({len(job.rows)} folds; "
+                         f"naive {naive:.3f}){tag}")
         else:
             lines.append(f"  {job.name:<30} no finished fold")
     return "\n".join(lines)

@@ -68,7 +68,7 @@ def test_logging_switches(finished_run):
 def test_summarize(finished_run, capsys):
     log = finished_run[0] / "log"
     text = summarize(log, "CNN")
-    assert "cnn_job" in text and "mean" in text and "±" in text
+    assert "cnn_job" in text and "mean" in text and "±" in text and "naive" in text
     summary = json.loads((log / "CNN" / "summary.json").read_text())
     job = summary["jobs"]["cnn_job"]
     assert job["complete"] and len(job["folds"]) == 3
