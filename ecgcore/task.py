@@ -1,6 +1,8 @@
 """The unit of work: one model trained and tested on one fold of one split.
 
-A Task is everything `train_task` needs, with paths already absolute. The
+A Task is everything `train_task` needs, with paths already absolute. It
+has no defaults of its own: every value comes resolved from the job and
+model files (whose dataclasses declare the defaults) and the command line. The
 orchestrator builds Tasks from job and model files (`expand`) and sends them
 to Ray trials as plain dicts; ecgcore never sees a job file.
 """
@@ -24,6 +26,6 @@ class Task:
     out_dir: str = spec(None, "absolute fold folder for outputs", required=True)
     max_epochs: int = spec(None, "epochs at most (model max_epochs, capped by --max-epochs)",
                            required=True, min=1)
-    log_en: bool = spec(True, "write TensorBoard events")
-    log_test_score: bool = spec(True, "score the test fold at every validation")
-    threads: int = spec(1, "torch intra-op threads", min=1)
+    log_en: bool = spec(None, "write TensorBoard events", required=True)
+    log_test_score: bool = spec(None, "score the test fold at every validation", required=True)
+    threads: int = spec(None, "torch intra-op threads", required=True, min=1)

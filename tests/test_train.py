@@ -42,7 +42,8 @@ def _task(synth_dir, tmp_path, **training):
     model = parse_model(tiny_model("CRNN", **training), "tiny.json")
     return Task(task_id="CRNN/t/fold1", job="t", fold=1, model_file="tiny", model=model,
                 data_dir=str(synth_dir), split="split_3_3_1", out_dir=str(tmp_path),
-                max_epochs=model.training_parameters.max_epochs, threads=1)
+                max_epochs=model.training_parameters.max_epochs, log_en=False, log_test_score=True,
+                threads=1)
 
 
 def test_train_task_runs_and_repeats_exactly(synth_dir, tmp_path):
