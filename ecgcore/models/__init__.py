@@ -1,8 +1,21 @@
 """Model registry: architecture name (the model file's model_name) -> builder.
 
-`@register("CRNN", params=CRNNParams)` records a builder `f(params, n_classes,
-drop_rate) -> nn.Module` and the dataclass its model_parameters load into.
-Lookup is by exact name; an unknown name lists the known ones.
+`@register("CRNN", params=CRNNParams, input="spectrogram")` records a builder
+`f(params, inputs: InputSpec, n_classes, drop_rate) -> nn.Module` and the
+dataclass its model_parameters load into. Lookup is by exact name; an unknown
+name lists the known ones.
+
+Two input kinds exist, and a model's forward is `forward(x, lengths)` with
+padded positions zero and `lengths` the valid steps per record (int64):
+
+- "spectrogram": x is (batch, frames, leads, freqs), a log spectrogram per
+  lead computed in preprocessing (the CNN/CRNN of Zihlmann et al.).
+- "signal": x is (batch, leads, samples), the (resampled, windowed) signal
+  in mV. Models that need a spectrogram too (ECG-DualNet) compute it inside.
+
+A signal model also offers `encode(x, lengths) -> (features (batch, channels,
+steps), lengths)`, the network without its classification head, and the
+attribute `encoder_channels`; pre-training puts its own head on that.
 """
 
 from __future__ import annotations
@@ -12,22 +25,39 @@ from dataclasses import dataclass
 
 from ecgcore.errors import ProjectError
 
+INPUT_KINDS = ("signal", "spectrogram")
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """What the data pipeline feeds a model."""
+
+    kind: str  # one of INPUT_KINDS
+    n_leads: int
+    fs: float  # sampling rate of the samples the model sees (after resampling)
+    length: int | None = None  # fixed window length in samples; None: whole records, variable
+    n_freqs: int | None = None  # frequency bins per frame (spectrogram input only)
+
 
 @dataclass(frozen=True)
 class Architecture:
     name: str
     params: type
     build: Callable
+    input: str
 
 
 _REGISTRY: dict[str, Architecture] = {}
 
 
-def register(name: str, params: type) -> Callable:
+def register(name: str, params: type, input: str) -> Callable:
+    if input not in INPUT_KINDS:
+        raise ValueError(f"input kind {input!r} not in {INPUT_KINDS}")
+
     def decorate(build: Callable) -> Callable:
         if name in _REGISTRY:
             raise ValueError(f"architecture {name!r} registered twice")
-        _REGISTRY[name] = Architecture(name, params, build)
+        _REGISTRY[name] = Architecture(name, params, build, input)
         return build
 
     return decorate

@@ -1,7 +1,8 @@
 """CNN and CRNN of Zihlmann et al. (CinC 2017) on log spectrograms.
 
-Input: a batch of log spectrograms (batch, frames, freqs), zero-padded in
-time, and the number of valid frames of each. A conv block is
+Input: a batch of log spectrograms (batch, frames, leads, freqs), zero-padded
+in time, and the number of valid frames of each; the leads are the input
+channels of the first convolution (one for CinC 2017). A conv block is
 len(dilation_rates) conv2d-BN-ReLU layers with kernel_size; its last layer
 adds growth_block_end channels and strides by strides_block_end (or max-pools
 by it). Padding is never treated as signal: after every layer the padded
@@ -20,7 +21,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from ecgcore.config import spec
-from ecgcore.models import register
+from ecgcore.models import InputSpec, register
 
 
 @dataclass(frozen=True)
@@ -92,9 +93,9 @@ class ConvLayer(nn.Module):
 class ConvStack(nn.Module):
     """n_conv_blocks blocks; returns features (batch, channels, time, freq) and lengths."""
 
-    def __init__(self, p: CNNParams, n_freqs: int, drop_rate: float):
+    def __init__(self, p: CNNParams, n_leads: int, n_freqs: int, drop_rate: float):
         super().__init__()
-        layers, c_in, channels = [], 1, p.n_channels_first
+        layers, c_in, channels = [], n_leads, p.n_channels_first
         for _ in range(p.n_conv_blocks):
             depth = len(p.dilation_rates)
             for d, dilation in enumerate(p.dilation_rates):
@@ -111,7 +112,7 @@ class ConvStack(nn.Module):
             self.out_freqs = -(-self.out_freqs // p.strides_block_end[1])
 
     def forward(self, x, lengths):
-        x = x.unsqueeze(1) * _time_mask(lengths, x.shape[1], x.dtype)
+        x = x.permute(0, 2, 1, 3) * _time_mask(lengths, x.shape[1], x.dtype)
         for layer in self.layers:
             x, lengths = layer(x, lengths)
         return x, lengths
@@ -120,9 +121,9 @@ class ConvStack(nn.Module):
 class SpectrogramCNN(nn.Module):
     """Conv stack, average over valid frames, dense to the classes."""
 
-    def __init__(self, p: CNNParams, n_freqs: int, n_classes: int, drop_rate: float):
+    def __init__(self, p: CNNParams, inputs: InputSpec, n_classes: int, drop_rate: float):
         super().__init__()
-        self.convs = ConvStack(p, n_freqs, drop_rate)
+        self.convs = ConvStack(p, inputs.n_leads, inputs.n_freqs, drop_rate)
         self.drop = nn.Dropout(drop_rate)
         self.dense = nn.Linear(self.convs.out_channels * self.convs.out_freqs, n_classes)
         _glorot(self)
@@ -136,9 +137,9 @@ class SpectrogramCNN(nn.Module):
 class SpectrogramCRNN(nn.Module):
     """Conv stack, LSTM over the valid frames, average (or last step), dense."""
 
-    def __init__(self, p: CRNNParams, n_freqs: int, n_classes: int, drop_rate: float):
+    def __init__(self, p: CRNNParams, inputs: InputSpec, n_classes: int, drop_rate: float):
         super().__init__()
-        self.convs = ConvStack(p, n_freqs, drop_rate)
+        self.convs = ConvStack(p, inputs.n_leads, inputs.n_freqs, drop_rate)
         self.bidirectional = p.bidirectional
         hidden = p.n_lstmneurons // 2 if p.bidirectional else p.n_lstmneurons
         self.lstm = nn.LSTM(self.convs.out_channels * self.convs.out_freqs, hidden,
@@ -162,14 +163,14 @@ class SpectrogramCRNN(nn.Module):
         return self.dense(self.drop(summary))
 
 
-@register("CNN", params=CNNParams)
-def build_cnn(p: CNNParams, n_freqs: int, n_classes: int, drop_rate: float) -> nn.Module:
-    return SpectrogramCNN(p, n_freqs, n_classes, drop_rate)
+@register("CNN", params=CNNParams, input="spectrogram")
+def build_cnn(p: CNNParams, inputs: InputSpec, n_classes: int, drop_rate: float) -> nn.Module:
+    return SpectrogramCNN(p, inputs, n_classes, drop_rate)
 
 
-@register("CRNN", params=CRNNParams)
-def build_crnn(p: CRNNParams, n_freqs: int, n_classes: int, drop_rate: float) -> nn.Module:
-    return SpectrogramCRNN(p, n_freqs, n_classes, drop_rate)
+@register("CRNN", params=CRNNParams, input="spectrogram")
+def build_crnn(p: CRNNParams, inputs: InputSpec, n_classes: int, drop_rate: float) -> nn.Module:
+    return SpectrogramCRNN(p, inputs, n_classes, drop_rate)
 
 
 def _ceil_div(lengths: torch.Tensor, stride: int) -> torch.Tensor:
