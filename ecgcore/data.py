@@ -1,35 +1,98 @@
-"""From a Task to model inputs: dataset, fold subsets, spectrograms, batches.
+"""From a Task to model inputs: dataset, fold subsets, the input pipeline, batches.
 
 The dataset is read once per process and kept (trial actors are reused, so a
-second fold on the same worker does not re-read it). Valid and test
-spectrograms are computed once; training spectrograms are recomputed from
-freshly augmented signals whenever the training loop asks.
+second fold on the same worker does not re-read it). `Pipeline` turns a
+record into what the architecture takes (see ecgcore.models): it resamples
+and standardises once per record, augments and draws random windows for
+training, and cuts evaluation windows whose probabilities are averaged per
+record. Valid and test inputs are computed once per fold.
 """
 
 from __future__ import annotations
 
 import functools
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
-from ecgcore import preprocess
+from ecgcore import augment, preprocess
 from ecgcore.cinc2017 import Dataset, load_dataset, record_number
 from ecgcore.config import ModelConfig
 from ecgcore.errors import DataError
+from ecgcore.models import InputSpec, get_architecture
 from ecgcore.splits import resolve_split
 from ecgcore.task import Task
+
+
+class Pipeline:
+    """Record (leads, samples) at the source rate -> model inputs, per a model file."""
+
+    def __init__(self, model: ModelConfig, source_fs: float, n_leads: int):
+        self.model = model
+        self.pre, self.aug = model.preprocessing, model.data_augmentation
+        kind = get_architecture(model.model_name).input
+        self.source_fs = float(source_fs)
+        self.fs = float(self.pre.fs or source_fs)
+        n_freqs = self.pre.nperseg // 2 + 1 if kind == "spectrogram" else None
+        self.inputs = InputSpec(kind, n_leads, self.fs, self.pre.window, n_freqs)
+        self.stride = self.pre.window_stride or max(1, (self.pre.window or 2) // 2)
+
+    def prepare(self, signal: np.ndarray) -> np.ndarray:
+        x = preprocess.resample(np.atleast_2d(signal).astype(np.float32), self.source_fs, self.fs)
+        return preprocess.standardize(x) if self.pre.standardize else x
+
+    def features(self, x: np.ndarray) -> np.ndarray:
+        """Time-first model input of one (leads, samples) piece."""
+        if self.inputs.kind == "spectrogram":
+            return preprocess.lead_spectrograms(x, self.fs, self.pre.nperseg, self.pre.noverlap)
+        return np.ascontiguousarray(x.T)
+
+    @property
+    def varies(self) -> bool:
+        """Whether training inputs change between draws (augmentation or random windows)."""
+        return augment.enabled(self.aug) or self.pre.window is not None
+
+    def train_items(self, signals, rng: np.random.Generator) -> list[np.ndarray]:
+        out = []
+        for x in signals:
+            if augment.enabled(self.aug):
+                x = augment.augment(x, self.aug, self.fs, rng)
+            if self.pre.window is not None:
+                x = preprocess.random_window(x, self.pre.window, rng)
+            out.append(self.features(x))
+        return out
+
+    def eval_items(self, signals) -> tuple[list[np.ndarray], np.ndarray]:
+        """Inputs for scoring and the record index each belongs to (several per record with windows)."""
+        items, owners = [], []
+        for i, x in enumerate(signals):
+            if self.pre.window is None:
+                items.append(self.features(x))
+                owners.append(i)
+                continue
+            for start in preprocess.window_starts(x.shape[-1], self.pre.window, self.stride):
+                items.append(self.features(x[:, start:start + self.pre.window]))
+                owners.append(i)
+        return items, np.array(owners, dtype=np.int64)
+
+    def to_tensors(self, items: list[np.ndarray], device) -> tuple[torch.Tensor, torch.Tensor]:
+        min_length = self.pre.window if self.inputs.kind == "signal" and self.pre.window else 0
+        batch, lengths = preprocess.pad_batch(items, min_length)
+        x = torch.from_numpy(batch)
+        if self.inputs.kind == "signal":
+            x = x.transpose(1, 2)  # (batch, leads, samples)
+        return x.contiguous().to(device), torch.from_numpy(lengths).to(device)
 
 
 @dataclass
 class Subset:
     names: tuple[str, ...]
     labels: np.ndarray
-    signals: tuple[np.ndarray, ...]
-    features: list[np.ndarray]  # unaugmented spectrograms
-    fs: int
+    signals: tuple[np.ndarray, ...]  # prepared: (leads, samples) at the pipeline's rate
+    eval_items: list[np.ndarray] = field(default_factory=list)
+    owners: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
     def __len__(self) -> int:
         return len(self.names)
@@ -40,7 +103,7 @@ class FoldData:
     train: Subset
     valid: Subset
     test: Subset
-    n_freqs: int
+    pipeline: Pipeline
 
 
 @functools.lru_cache(maxsize=2)
@@ -57,11 +120,10 @@ def dataset_for(root: str) -> Dataset:
     return _cached_dataset(os.path.abspath(root), stamp)
 
 
-def features_of(signals, model: ModelConfig, fs: int) -> list[np.ndarray]:
-    pre = model.preprocessing
-    if not pre.spectrogram:
-        return [s[:, None].astype(np.float32) for s in signals]
-    return [preprocess.log_spectrogram(s, fs, pre.nperseg, pre.noverlap) for s in signals]
+def make_subset(pipeline: Pipeline, names, labels, raw_signals) -> Subset:
+    signals = tuple(pipeline.prepare(s) for s in raw_signals)
+    items, owners = pipeline.eval_items(signals)
+    return Subset(tuple(names), np.asarray(labels), signals, items, owners)
 
 
 def load_fold(task: Task) -> FoldData:
@@ -72,35 +134,12 @@ def load_fold(task: Task) -> FoldData:
         raise DataError(f"split {task.split} has {len(split.folds)} folds, no fold {task.fold}")
     index_of = {int(n): i for i, n in enumerate(numbers)}
     fold = split.folds[task.fold]
+    pipeline = Pipeline(task.model, dataset.fs, np.atleast_2d(dataset.signals[0]).shape[0])
     parts = {}
     for part in ("train", "valid", "test"):
         idx = [index_of[n] for n in getattr(fold, part)]
-        signals = tuple(dataset.signals[i] for i in idx)
-        parts[part] = Subset(tuple(dataset.names[i] for i in idx), dataset.labels[idx], signals,
-                             features_of(signals, task.model, dataset.fs), dataset.fs)
         if not idx:
             raise DataError(f"split {task.split} fold {task.fold}: the {part} set is empty")
-    n_freqs = parts["test"].features[0].shape[1]
-    return FoldData(parts["train"], parts["valid"], parts["test"], n_freqs)
-
-
-def augmented_features(subset: Subset, model: ModelConfig, rng: np.random.Generator) -> list[np.ndarray]:
-    """Training inputs with this epoch's augmentation draws."""
-    aug = model.data_augmentation
-    if not (aug.resampling or aug.zero_filter or aug.awgn):
-        return subset.features
-    out = []
-    for x in subset.signals:
-        if aug.zero_filter:
-            x = preprocess.zero_filter(x, rng)
-        if aug.resampling:
-            x = preprocess.random_resample(x, rng)
-        if aug.awgn:
-            x = preprocess.add_white_noise(x, rng, aug.awgn_snr)
-        out.append(x)
-    return features_of(out, model, subset.fs)
-
-
-def to_tensors(items: list[np.ndarray], device) -> tuple[torch.Tensor, torch.Tensor]:
-    batch, lengths = preprocess.pad_batch(items)
-    return torch.from_numpy(batch).to(device), torch.from_numpy(lengths).to(device)
+        parts[part] = make_subset(pipeline, [dataset.names[i] for i in idx], dataset.labels[idx],
+                                  [dataset.signals[i] for i in idx])
+    return FoldData(parts["train"], parts["valid"], parts["test"], pipeline)

@@ -1,24 +1,23 @@
-"""Signal preprocessing and training-time augmentation for single-lead ECGs.
+"""Deterministic preprocessing of (leads, samples) signals into model inputs.
 
 The spectrogram is the one of Zihlmann et al.: scipy's Welch-style
 spectrogram (Tukey window, constant detrend, power spectral density) of the
 record on its own (not of a zero-padded copy), transposed to (frames, freqs),
-log of the magnitude where it is non-zero. Augmentations draw from a numpy
-Generator passed in, so a seeded run repeats exactly.
+log of the magnitude where it is non-zero. Resampling is polyphase with an
+anti-aliasing filter; windows cut fixed-length pieces for the models that
+need a fixed input length.
 """
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 import numpy as np
 from scipy import signal as sps
 
-# Heart-rate range the resampling emulates: an 80 bpm record played at
-# 60..120 bpm, i.e. stretched by a factor in [2/3, 4/3).
-_RESAMPLE_LOW, _RESAMPLE_HIGH = 80 / 120, 80 / 60
 
-
-def log_spectrogram(x: np.ndarray, fs: int, nperseg: int, noverlap: int) -> np.ndarray:
-    """(frames, nperseg // 2 + 1) float32 log power spectrogram."""
+def log_spectrogram(x: np.ndarray, fs: float, nperseg: int, noverlap: int) -> np.ndarray:
+    """(frames, nperseg // 2 + 1) float32 log power spectrogram of a 1-D signal."""
     if x.size < nperseg:
         x = np.pad(x, (0, nperseg - x.size))
     _, _, sxx = sps.spectrogram(x, fs=fs, nperseg=nperseg, noverlap=noverlap)
@@ -29,36 +28,50 @@ def log_spectrogram(x: np.ndarray, fs: int, nperseg: int, noverlap: int) -> np.n
     return out.astype(np.float32)
 
 
-def random_resample(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Stretch or squeeze by linear interpolation to a random length in [2/3, 4/3) x."""
-    n = x.size
-    new_n = int(rng.integers(int(n * _RESAMPLE_LOW), int(n * _RESAMPLE_HIGH)))
-    grid = np.linspace(0, n - 1, max(new_n, 2))
-    return np.interp(grid, np.arange(n), x).astype(np.float32)
+def lead_spectrograms(x: np.ndarray, fs: float, nperseg: int, noverlap: int) -> np.ndarray:
+    """(frames, leads, freqs) for a (leads, samples) signal."""
+    return np.stack([log_spectrogram(lead, fs, nperseg, noverlap) for lead in x], axis=1)
 
 
-def zero_filter(x: np.ndarray, rng: np.random.Generator, threshold: float = 2.0, depth: int = 10) -> np.ndarray:
-    """Zero short random bursts (at least depth+1 samples each), as the reference did.
-
-    A sample starts a burst where a standard normal draw exceeds threshold
-    (about 2.3% of samples at 2.0); each start blanks depth+1 samples.
-    """
-    starts = rng.standard_normal(x.size + depth) > threshold
-    mask = np.convolve(starts.astype(np.int32), np.ones(depth + 1, dtype=np.int32), mode="valid") > 0
-    return np.where(mask[: x.size], np.float32(0), x)
+def resample(x: np.ndarray, fs_in: float, fs_out: float) -> np.ndarray:
+    """(leads, samples) from fs_in to fs_out, polyphase (300 -> 400 Hz is up 4, down 3)."""
+    if fs_in == fs_out:
+        return x
+    ratio = Fraction(fs_out / fs_in).limit_denominator(1000)
+    return sps.resample_poly(x, ratio.numerator, ratio.denominator, axis=-1).astype(np.float32)
 
 
-def add_white_noise(x: np.ndarray, rng: np.random.Generator, snr: float) -> np.ndarray:
-    """Additive white Gaussian noise at a linear signal-to-noise power ratio."""
-    power = float(np.mean(x.astype(np.float64) ** 2))
-    noise = rng.standard_normal(x.size) * np.sqrt(power / snr)
-    return (x + noise).astype(np.float32)
+def standardize(x: np.ndarray) -> np.ndarray:
+    """Each lead to zero mean, unit variance (a flat lead stays zero)."""
+    centred = x - x.mean(axis=-1, keepdims=True)
+    std = centred.std(axis=-1, keepdims=True)
+    return (centred / np.where(std > 1e-8, std, 1.0)).astype(np.float32)
 
 
-def pad_batch(items: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """Stack (frames, freqs) arrays, zero-padded in time; return (batch, lengths)."""
+def random_window(x: np.ndarray, window: int, rng: np.random.Generator) -> np.ndarray:
+    """A random window of the record; a shorter record is returned whole (padded later)."""
+    n = x.shape[-1]
+    if n <= window:
+        return x
+    start = int(rng.integers(0, n - window + 1))
+    return x[:, start:start + window]
+
+
+def window_starts(n: int, window: int, stride: int) -> list[int]:
+    """Starts of evaluation windows covering all n samples; the last one ends at n."""
+    if n <= window:
+        return [0]
+    starts = list(range(0, n - window + 1, stride))
+    if starts[-1] + window < n:
+        starts.append(n - window)
+    return starts
+
+
+def pad_batch(items: list[np.ndarray], min_length: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Stack time-first arrays, zero-padded in time to the longest (or min_length); return (batch, lengths)."""
     lengths = np.array([a.shape[0] for a in items], dtype=np.int64)
-    out = np.zeros((len(items), int(lengths.max()), items[0].shape[1]), dtype=np.float32)
+    steps = max(int(lengths.max()), min_length)
+    out = np.zeros((len(items), steps, *items[0].shape[1:]), dtype=np.float32)
     for i, a in enumerate(items):
         out[i, : a.shape[0]] = a
     return out, lengths

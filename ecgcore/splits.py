@@ -6,8 +6,11 @@ record numbers, A00005 -> 5) plus `properties.json`, in
 `<dataset>/splits/<name>/`. Each test fold is 1/folds of every class; the
 rest is split so that (train+valid)/valid = tv, as in the reference
 repository (its split_5_6_14 trains on 10/15 and validates on 2/15 of the
-records). Generation follows the reference's algorithm step by step (a
-seeded shuffle per class, then equal chunks), so on the full training2017
+records). A name ending in `_holdout` (split_5_6_14_holdout) first sets
+1/(folds+1) of every class aside in `holdout.json`: no fold trains,
+validates or tests on it, so the fold models' ensemble can be scored there.
+Generation follows the reference's algorithm step by step (a seeded shuffle
+per class, then equal chunks), so on the full training2017
 set it reproduces the reference's published split_5_6_14.
 """
 
@@ -26,7 +29,7 @@ import numpy as np
 
 from ecgcore.errors import DataError
 
-SPLIT_NAME = re.compile(r"^split_(\d+)_(\d+)_(\d+)$")
+SPLIT_NAME = re.compile(r"^split_(\d+)_(\d+)_(\d+)(_holdout)?$")
 
 
 @dataclass(frozen=True)
@@ -43,31 +46,39 @@ class Split:
     name: str
     folds: tuple[Fold, ...]
     properties: dict
+    holdout: tuple[int, ...] = ()
 
 
 def parse_split_name(name: str) -> tuple[int, int, int]:
     """(folds, tv, seed) from 'split_<folds>_<tv>_<seed>'."""
     match = SPLIT_NAME.match(name)
     if not match:
-        raise DataError(f"split name {name!r} is not of the form split_<folds>_<tv>_<seed>")
-    folds, tv, seed = (int(g) for g in match.groups())
+        raise DataError(f"split name {name!r} is not of the form split_<folds>_<tv>_<seed>[_holdout]")
+    folds, tv, seed = (int(g) for g in match.groups()[:3])
     if folds < 2 or tv < 2:
         raise DataError(f"split {name!r}: needs at least 2 folds and tv >= 2")
     return folds, tv, seed
 
 
-def split_properties(folds: int, tv: int, seed: int) -> dict:
+def has_holdout(name: str) -> bool:
+    return name.endswith("_holdout")
+
+
+def split_properties(folds: int, tv: int, seed: int, holdout: bool = False) -> dict:
     """properties.json content, in the reference's format."""
     denom = folds * tv
     test_n = denom // folds
     valid_n = (denom - test_n) // tv
     train_n = denom - test_n - valid_n
-    sizes = _div_by_gcd([train_n, valid_n, test_n, 0])
+    if holdout:  # the folds share folds/(folds+1) of the records, the hold-out 1/(folds+1)
+        sizes = _div_by_gcd([train_n * folds, valid_n * folds, test_n * folds, denom])
+    else:
+        sizes = _div_by_gcd([train_n, valid_n, test_n, 0])
     total = sum(sizes)
     keys = ("train", "valid", "test", "holdout")
     return {
-        "name": f"split_{folds}_{tv}_{seed}",
-        "inputs": {"holdout": False, "number of folds": folds, "(train+valid)/valid": tv, "seed": seed},
+        "name": f"split_{folds}_{tv}_{seed}" + ("_holdout" if holdout else ""),
+        "inputs": {"holdout": holdout, "number of folds": folds, "(train+valid)/valid": tv, "seed": seed},
         "relative size": dict(zip(keys, sizes, strict=False)),
         "relative size fraction": {k: round(s / total, 5) for k, s in zip(keys, sizes, strict=False)},
     }
@@ -78,11 +89,15 @@ def generate_split(numbers: np.ndarray, labels: np.ndarray, name: str) -> Split:
     n_folds, tv, seed = parse_split_name(name)
     numbers = np.asarray(numbers, dtype=int)
     labels = np.asarray(labels)
+    label_of = dict(zip(numbers.tolist(), labels.tolist(), strict=True))
+    holdout = np.zeros(0, dtype=int)
+    if has_holdout(name):
+        numbers, holdout = _stratified(numbers, labels, [n_folds, 1], seed)
+        labels = np.array([label_of[n] for n in numbers])
     if numbers.size < n_folds * tv:
         raise DataError(f"split {name}: {numbers.size} records are too few for {n_folds} folds with "
                         f"tv {tv}; a train, valid or test set of some fold would be empty")
     tests = _stratified(numbers, labels, [1] * n_folds, seed)
-    label_of = dict(zip(numbers.tolist(), labels.tolist(), strict=False))
     folds = []
     for test in tests:
         rest = np.setdiff1d(numbers, test)
@@ -93,7 +108,8 @@ def generate_split(numbers: np.ndarray, labels: np.ndarray, name: str) -> Split:
             if not getattr(fold, part):
                 raise DataError(f"split {name}: the {part} set of fold {k} would be empty "
                                 f"({numbers.size} records for {n_folds} folds)")
-    return Split(name, tuple(folds), split_properties(n_folds, tv, seed))
+    return Split(name, tuple(folds), split_properties(n_folds, tv, seed, has_holdout(name)),
+                 tuple(holdout.tolist()))
 
 
 def load_split(directory: Path) -> Split:
@@ -108,13 +124,16 @@ def load_split(directory: Path) -> Split:
         raise DataError(f"{directory}: no test0.json, not a split folder")
     props_path = directory / "properties.json"
     properties = json.loads(props_path.read_text()) if props_path.exists() else {}
-    return Split(directory.name, tuple(folds), properties)
+    holdout = _read_ids(directory / "holdout.json") if (directory / "holdout.json").exists() else ()
+    return Split(directory.name, tuple(folds), properties, holdout)
 
 
 def write_split(split: Split, directory: Path) -> None:
     """Write a split in the reference layout (atomically per file)."""
     directory.mkdir(parents=True, exist_ok=True)
     files = {"properties.json": split.properties}
+    if split.holdout:
+        files["holdout.json"] = list(split.holdout)
     for k, fold in enumerate(split.folds):
         files.update({f"train{k}.json": list(fold.train), f"valid{k}.json": list(fold.valid),
                       f"test{k}.json": list(fold.test)})
@@ -143,6 +162,10 @@ def resolve_split(dataset_dir: str | Path, name: str, numbers, labels, persist: 
 
 
 def _check_covers(split: Split, numbers: set[int], directory: Path) -> None:
+    missing = set(split.holdout) - numbers
+    if missing:
+        raise DataError(f"{directory}/holdout.json: {len(missing)} record number(s) not in the dataset, "
+                        f"e.g. {sorted(missing)[:5]}")
     for k, fold in enumerate(split.folds):
         for part in ("train", "valid", "test"):
             missing = set(getattr(fold, part)) - numbers

@@ -29,3 +29,9 @@ class Task:
     log_en: bool = spec(None, "write TensorBoard events", required=True)
     log_test_score: bool = spec(None, "score the test fold at every validation", required=True)
     threads: int = spec(None, "torch intra-op threads", required=True, min=1)
+    kind: str = spec(None, "classify, or pretrain (self-supervised, labels unused)", required=True,
+                     choices=("classify", "pretrain"))
+    init_checkpoint: str | None = spec(None, "absolute best_model.pt to start from (fine-tuning)",
+                                       required=True)
+    time_limit_s: float | None = spec(None, "stop training after this many seconds (then score)",
+                                      required=True, min=1.0)

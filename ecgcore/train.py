@@ -1,14 +1,16 @@
 """Training loop: `train_task(task, observer) -> TrainResult`, no Ray needed.
 
-Follows the reference training of Zihlmann et al.: Adam, class-weighted
+Follows the reference training of Zihlmann et al.: class-weighted
 cross-entropy with weights (1-c) + c*100/class_percent, oversampling of rare
-classes by dataset_compensation, augmentation of the training set only
-(random resampling, zero bursts, white noise) redrawn every reload_step
-epochs, validation every validation_step epochs, the best model by
-validation score kept, early stop after early_stop_wait epochs without
-improvement. Everything random draws from seeds derived from (seed, fold),
-so a CPU run repeats exactly. Outputs go to an observer (the orchestrator's
-fold log, which may also report to Ray); nothing here writes files.
+classes by dataset_compensation, augmentation of the training set only,
+redrawn every reload_step epochs, validation every validation_step epochs,
+the best model by validation score kept, early stop after early_stop_wait
+epochs without improvement. The optimiser, schedule, label smoothing, mixup,
+clipping and mixed precision come from the model file (ecgcore.optim).
+Everything random draws from seeds derived from (seed, fold), so a CPU run
+repeats exactly. A task of kind "pretrain" goes to ecgcore.pretrain. Outputs
+go to an observer (the orchestrator's fold log, which may also report to
+Ray); nothing here writes files.
 """
 
 from __future__ import annotations
@@ -22,10 +24,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from ecgcore import data
+from ecgcore import data, optim
 from ecgcore.cinc2017 import CLASSES
+from ecgcore.errors import ProjectError
 from ecgcore.metrics import score_report
-from ecgcore.models import get_architecture
+from ecgcore.models import InputSpec, get_architecture
 from ecgcore.task import Task
 
 EVAL_BATCH = 64
@@ -54,7 +57,7 @@ class TrainResult:
     scores: dict  # "train"/"valid"/"test" -> score_report of the best model
     best_epoch: int
     epochs_run: int
-    stopped_early: bool
+    stop_reason: str  # "max_epochs", "early_stop" or "time_limit"
     test_predictions: list = field(default_factory=list)  # (record, label, probabilities)
     info: dict = field(default_factory=dict)
 
@@ -92,6 +95,28 @@ def epoch_batches(labels: np.ndarray, lengths: np.ndarray, batch_size: int, comp
     return [batches[i] for i in rng.permutation(len(batches))]
 
 
+def build_model(task: Task, inputs: InputSpec, n_classes: int) -> nn.Module:
+    arch = get_architecture(task.model.model_name)
+    return arch.build(task.model.model_parameters, inputs, n_classes, task.model.training_parameters.drop_rate)
+
+
+def load_pretrained(model: nn.Module, path: str) -> int:
+    """Copy the weights of a checkpoint whose names and shapes match, except the head; return how many."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError) as exc:
+        raise ProjectError(f"cannot load the checkpoint to fine-tune from: {path} ({exc})") from None
+    # A pre-training run saves the classifier as "net." beside its decoder.
+    state = {k.removeprefix("net."): v for k, v in state.items() if not k.startswith("decoder.")}
+    own = model.state_dict()
+    matched = {k: v for k, v in state.items()
+               if not k.startswith("head.") and k in own and own[k].shape == v.shape}
+    if not matched:
+        raise ProjectError(f"{path}: no weight fits this model (another architecture or size?)")
+    model.load_state_dict(matched, strict=False)
+    return len(matched)
+
+
 def train_task(task: Task, observer: TrainingObserver | None = None) -> TrainResult:
     """Train task.model on its fold and score the best model on train/valid/test."""
     observer = observer or TrainingObserver()
@@ -102,39 +127,46 @@ def train_task(task: Task, observer: TrainingObserver | None = None) -> TrainRes
     rng = np.random.default_rng(seed)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     fold = data.load_fold(task)
-    arch = get_architecture(task.model.model_name)
-    tp = task.model.training_parameters
-    model = arch.build(task.model.model_parameters, fold.n_freqs, len(CLASSES), tp.drop_rate).to(device)
+    model = build_model(task, fold.pipeline.inputs, len(CLASSES)).to(device)
     info = {"device": str(device), "n_parameters": sum(p.numel() for p in model.parameters()),
-            "n_train": len(fold.train), "n_valid": len(fold.valid), "n_test": len(fold.test),
-            "class_weights": class_weights(fold.train.labels,
-                                           task.model.loss_function_parameters.class_penalty).tolist()}
+            "n_train": len(fold.train), "n_valid": len(fold.valid), "n_test": len(fold.test)}
+    if task.init_checkpoint:
+        info["initialised_tensors"] = load_pretrained(model, task.init_checkpoint)
+    if task.kind == "pretrain":
+        from ecgcore.pretrain import pretrain
+
+        return pretrain(task, model, fold, device, rng, observer, started, info)
+    info["class_weights"] = class_weights(fold.train.labels,
+                                          task.model.loss_function_parameters.class_penalty).tolist()
     loop = _Loop(task, model, fold, info["class_weights"], device, rng, observer, started)
     loop.run()
     model.load_state_dict(loop.best_state)
     scores, test_predictions = {}, []
     for part in ("train", "valid", "test"):
         subset = getattr(fold, part)
-        probs = predict_proba(model, subset.features, device)
+        probs = predict_proba(model, fold.pipeline, subset.eval_items, subset.owners, len(subset), device)
         scores[part] = score_report(subset.labels, probs.argmax(axis=1))
         if part == "test":
             test_predictions = [(name, CLASSES[label], p.tolist())
-                                for name, label, p in zip(subset.names, subset.labels, probs, strict=False)]
+                                for name, label, p in zip(subset.names, subset.labels, probs, strict=True)]
     info["elapsed_s"] = time.monotonic() - started
-    return TrainResult(scores, loop.best_epoch, loop.epoch, loop.stopped_early, test_predictions, info)
+    return TrainResult(scores, loop.best_epoch, loop.epoch, loop.stop_reason, test_predictions, info)
 
 
 @torch.no_grad()
-def predict_proba(model: nn.Module, features: list[np.ndarray], device) -> np.ndarray:
-    """Class probabilities for spectrograms, batched by similar length."""
+def predict_proba(model: nn.Module, pipeline: data.Pipeline, items: list[np.ndarray], owners: np.ndarray,
+                  n_records: int, device) -> np.ndarray:
+    """Class probabilities per record: inputs batched by similar length, windows averaged per record."""
     model.eval()
-    order = np.argsort([f.shape[0] for f in features])
-    out = np.zeros((len(features), len(CLASSES)), dtype=np.float64)
+    order = np.argsort([f.shape[0] for f in items], kind="stable")
+    probs = np.zeros((len(items), len(CLASSES)), dtype=np.float64)
     for start in range(0, len(order), EVAL_BATCH):
         idx = order[start:start + EVAL_BATCH]
-        x, lengths = data.to_tensors([features[i] for i in idx], device)
-        out[idx] = torch.softmax(model(x, lengths).float(), dim=1).cpu().numpy()
-    return out
+        x, lengths = pipeline.to_tensors([items[i] for i in idx], device)
+        probs[idx] = torch.softmax(model(x, lengths).float(), dim=1).cpu().numpy()
+    out = np.zeros((n_records, len(CLASSES)), dtype=np.float64)
+    np.add.at(out, owners, probs)
+    return out / np.bincount(owners, minlength=n_records)[:, None]
 
 
 class _Loop:
@@ -144,27 +176,32 @@ class _Loop:
         self.task, self.model, self.fold, self.device = task, model, fold, device
         self.rng, self.observer, self.started = rng, observer, started
         self.tp = task.model.training_parameters
-        self.l2 = task.model.loss_function_parameters.l2_penalty
+        self.loss_cfg = task.model.loss_function_parameters
         self.weights = torch.tensor(weights, dtype=torch.float32, device=device)
-        self.optimizer = torch.optim.Adam(model.parameters(), lr=self.tp.learning_rate)
-        decay = 0.9999 if self.tp.exponential_decay else 1.0
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda step: decay ** step)
-        self.decayed = [p for n, p in model.named_parameters() if "weight" in n and p.ndim > 1]
+        steps = max(1, -(-len(fold.train) // self.tp.batch_size))
+        self.stepper = optim.Stepper(model, self.tp, steps, task.max_epochs, device)
         self.best_score, self.best_epoch, self.best_state = -1.0, 0, None
-        self.epoch, self.stopped_early = 0, False
+        self.epoch, self.stop_reason = 0, "max_epochs"
 
     def run(self) -> None:
         train_x = None
+        pipeline = self.fold.pipeline
         for epoch in range(1, self.task.max_epochs + 1):
-            if train_x is None or (epoch - 1) % self.task.model.data_augmentation.reload_step == 0:
-                train_x = data.augmented_features(self.fold.train, self.task.model, self.rng)
+            if train_x is None or (pipeline.varies and
+                                   (epoch - 1) % self.task.model.data_augmentation.reload_step == 0):
+                train_x = pipeline.train_items(self.fold.train.signals, self.rng)
             loss = self.train_epoch(train_x)
             self.epoch = epoch
-            if epoch % self.tp.validation_step == 0 or epoch == self.task.max_epochs:
+            out_of_time = (self.task.time_limit_s is not None
+                           and time.monotonic() - self.started >= self.task.time_limit_s)
+            if epoch % self.tp.validation_step == 0 or epoch == self.task.max_epochs or out_of_time:
                 self.validate(epoch, loss)
                 if epoch - self.best_epoch >= self.tp.early_stop_wait:
-                    self.stopped_early = True
+                    self.stop_reason = "early_stop"
                     break
+            if out_of_time and epoch < self.task.max_epochs:
+                self.stop_reason = "time_limit"
+                break
         if self.best_state is None:
             self.best_state = copy.deepcopy(self.model.state_dict())
 
@@ -175,18 +212,26 @@ class _Loop:
         lengths = np.array([f.shape[0] for f in train_x])
         for batch in epoch_batches(labels, lengths, self.tp.batch_size, self.tp.dataset_compensation,
                                    self.rng):
-            x, lengths = data.to_tensors([train_x[i] for i in batch], self.device)
+            x, lengths_t = self.fold.pipeline.to_tensors([train_x[i] for i in batch], self.device)
             y = torch.as_tensor(labels[batch], device=self.device)
-            logits = self.model(x, lengths)
-            loss = (nn.functional.cross_entropy(logits, y, reduction="none") * self.weights[y]).mean()
-            if self.l2 > 0:
-                loss = loss + self.l2 * 0.5 * sum((p ** 2).sum() for p in self.decayed)
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimizer.step()
-            self.scheduler.step()
+            with self.stepper.autocast():
+                loss = self._loss(x, lengths_t, y)
+            self.stepper.step(loss)
             losses.append(float(loss.detach()))
         return float(np.mean(losses))
+
+    def _loss(self, x, lengths, y) -> torch.Tensor:
+        if self.tp.mixup > 0 and x.shape[0] > 1:
+            x, lengths, perm, lam = optim.mixup(x, lengths, self.tp.mixup, self.rng)
+            logits = self.model(x, lengths)
+            per_record = (lam * optim.weighted_loss(logits, y, self.weights, self.loss_cfg)
+                          + (1 - lam) * optim.weighted_loss(logits, y[perm], self.weights, self.loss_cfg))
+        else:
+            per_record = optim.weighted_loss(self.model(x, lengths), y, self.weights, self.loss_cfg)
+        loss = per_record.mean()
+        if self.loss_cfg.l2_penalty > 0:
+            loss = loss + self.loss_cfg.l2_penalty * optim.l2_penalty(self.model)
+        return loss
 
     def validate(self, epoch: int, train_loss: float) -> None:
         valid = self._score(self.fold.valid)
@@ -200,10 +245,10 @@ class _Loop:
         if self.task.log_test_score:
             test = self._score(self.fold.test)
             row.update(test_accuracy=test["accuracy"], test_score=test["score"], test_f1=test["f1"])
-        row.update(learning_rate=self.scheduler.get_last_lr()[0],
-                   elapsed_s=time.monotonic() - self.started)
+        row.update(learning_rate=self.stepper.lr, elapsed_s=time.monotonic() - self.started)
         self.observer.on_validation(row)
 
     def _score(self, subset) -> dict:
-        probs = predict_proba(self.model, subset.features, self.device)
+        probs = predict_proba(self.model, self.fold.pipeline, subset.eval_items, subset.owners, len(subset),
+                              self.device)
         return score_report(subset.labels, probs.argmax(axis=1))

@@ -28,6 +28,13 @@ def _non_negative_float(text: str) -> float:
     return value
 
 
+def _at_least_one_second(text: str) -> float:
+    value = float(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1 second, got {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m orchestrator",
                                      description="Cross-validated ECG training jobs on Ray Tune.")
@@ -41,6 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-epochs", type=_positive_int, help="cap the epochs of every task (quick runs)")
     p.add_argument("--cpus-per-task", type=_non_negative_float, help="CPUs per fold (fractions allowed)")
     p.add_argument("--gpus-per-task", type=_non_negative_float, help="GPUs per fold (fractions allowed)")
+    p.add_argument("--time-limit", type=_at_least_one_second, metavar="SECONDS",
+                   help="stop each task's training after this long, then score its best model")
     p.add_argument("--max-concurrent", type=_positive_int, help="folds running at once, at most")
     p.add_argument("--address", help="join an existing Ray cluster (auto, ray://host:10001)")
     p.add_argument("--dry-run", action="store_true", help="print the task table, start nothing")
@@ -53,12 +62,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input", required=True, help="folder of records (.hea + .mat)")
     p.add_argument("--output", required=True, help="answers file (record,label lines)")
 
+    p = sub.add_parser("ensemble", help="score a job's fold models together on its split's hold-out part")
+    p.add_argument("job_dir", help="a job folder, log/<arch>/<job>")
+
     p = sub.add_parser("split", help="write a stratified k-fold split into DATASET/splits/")
     p.add_argument("dataset")
     p.add_argument("--folds", type=_positive_int, default=5)
     p.add_argument("--tv", type=_positive_int, default=6, help="(train+valid)/valid, as in the reference")
     p.add_argument("--seed", type=int, default=14)
     p.add_argument("--out", help="write here instead of DATASET/splits/<name>/")
+    p.add_argument("--holdout", action="store_true",
+                   help="set 1/(folds+1) of each class aside for scoring the fold ensemble (name ends _holdout)")
 
     p = sub.add_parser("data", help="dataset utilities")
     data_sub = p.add_subparsers(dest="data_command", required=True)
@@ -80,7 +94,8 @@ def dispatch(args: argparse.Namespace) -> int:
         from orchestrator.submit import SubmitOptions, submit
 
         overrides = Overrides(data=args.data, max_epochs=args.max_epochs,
-                              cpus_per_task=args.cpus_per_task, gpus_per_task=args.gpus_per_task)
+                              cpus_per_task=args.cpus_per_task, gpus_per_task=args.gpus_per_task,
+                              time_limit_s=args.time_limit)
         return submit(SubmitOptions(args.job_file, args.models_dir, args.log_dir, overrides,
                                     args.address, args.max_concurrent, args.dry_run))
     if args.command == "summarize":
@@ -92,10 +107,14 @@ def dispatch(args: argparse.Namespace) -> int:
         from orchestrator.predict import predict
 
         return predict(args.run, args.input, args.output)
+    if args.command == "ensemble":
+        from orchestrator.ensemble import ensemble
+
+        return ensemble(args.job_dir)
     if args.command == "split":
         from orchestrator.commands import write_split_command
 
-        return write_split_command(args.dataset, args.folds, args.tv, args.seed, args.out)
+        return write_split_command(args.dataset, args.folds, args.tv, args.seed, args.out, args.holdout)
     if args.command == "data" and args.data_command == "synth":
         from orchestrator.commands import synth_command
 

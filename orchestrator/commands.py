@@ -12,10 +12,11 @@ from ecgcore.splits import generate_split, writable, write_split
 from ecgcore.synth import write_synthetic_dataset
 
 
-def write_split_command(dataset: str, folds: int, tv: int, seed: int, out: str | None) -> int:
+def write_split_command(dataset: str, folds: int, tv: int, seed: int, out: str | None,
+                        holdout: bool = False) -> int:
     root = Path(dataset)
     labels = read_reference(root)
-    name = f"split_{folds}_{tv}_{seed}"
+    name = f"split_{folds}_{tv}_{seed}" + ("_holdout" if holdout else "")
     numbers = np.array([record_number(n) for n in labels])
     split = generate_split(numbers, np.array([CLASSES.index(v) for v in labels.values()]), name)
     target = Path(out) if out else root / "splits" / name
@@ -25,7 +26,8 @@ def write_split_command(dataset: str, folds: int, tv: int, seed: int, out: str |
         raise ProjectError(f"{target} already holds a split; it is left as it is")
     write_split(split, target)
     sizes = [(len(f.train), len(f.valid), len(f.test)) for f in split.folds]
-    print(f"{name}: {len(split.folds)} folds (train, valid, test) = {sizes} -> {target}")
+    held = f", {len(split.holdout)} held out" if split.holdout else ""
+    print(f"{name}: {len(split.folds)} folds (train, valid, test) = {sizes}{held} -> {target}")
     return 0
 
 

@@ -36,6 +36,9 @@ class JobConfig:
     cpus_per_task: float | None = spec(None, "CPUs per fold (default 1)", min=0.01)
     gpus_per_task: float | None = spec(None, "GPUs per fold (default: 1 if the cluster has GPUs)", min=0.0)
     max_retries: int = spec(0, "times Ray retries a failed fold", min=0)
+    kind: str = spec("classify", "classify, or pretrain: self-supervised pre-training of the model's "
+                                 "encoder (see the model file's pretraining section)",
+                     choices=("classify", "pretrain"))
 
 
 @dataclass(frozen=True)
@@ -87,7 +90,31 @@ def parse_model(data, file) -> ModelConfig:
     except ProjectError as exc:
         raise ConfigError(file, "$.model_name", str(exc)) from None
     params = lambda value, path: load_dataclass(arch.params, value, file, path)  # noqa: E731
-    return load_dataclass(ModelConfig, data, file, "$", special={"model_parameters": params})
+    model = load_dataclass(ModelConfig, data, file, "$", special={"model_parameters": params})
+    check_model(model, arch.input, file)
+    return model
+
+
+def check_model(model: ModelConfig, input_kind: str, file) -> None:
+    """Rules across sections that a single field's bounds cannot express."""
+    pre, tp = model.preprocessing, model.training_parameters
+    if pre.spectrogram != (input_kind == "spectrogram"):
+        raise ConfigError(file, "$.preprocessing.spectrogram",
+                          f"{model.model_name} takes {input_kind} input: set spectrogram to "
+                          f"{str(input_kind == 'spectrogram').lower()}")
+    if pre.noverlap >= pre.nperseg:
+        raise ConfigError(file, "$.preprocessing.noverlap", "must be smaller than nperseg")
+    if tp.exponential_decay and tp.schedule not in ("constant", "exponential"):
+        raise ConfigError(file, "$.training_parameters.exponential_decay",
+                          f"true means the exponential schedule, but schedule is {tp.schedule!r}")
+    if pre.window_stride is not None and pre.window is None:
+        raise ConfigError(file, "$.preprocessing.window_stride", "needs a window")
+    if model.init_from is not None:
+        parts = model.init_from.split("/")
+        if len(parts) != 2:
+            raise ConfigError(file, "$.init_from", "expected '<architecture>/<job>' under the log folder")
+        for part in parts:
+            check_name(part, file, "$.init_from", "name")
 
 
 def load_model(models_dir: str | Path, name: str, job_file, job_path: str) -> ModelConfig:
@@ -105,6 +132,15 @@ def load_models(jobs: list[NamedJob], models_dir: str | Path) -> dict[str, Model
             models[job.config.model] = load_model(models_dir, job.config.model, job.file,
                                                   f"$.{job.name}.model")
     return models
+
+
+def check_kinds(jobs: list[NamedJob], models: dict[str, ModelConfig]) -> None:
+    """A pre-training job needs an architecture with a signal encoder."""
+    for job in jobs:
+        model = models[job.config.model]
+        if job.config.kind == "pretrain" and get_architecture(model.model_name).input != "signal":
+            raise ConfigError(job.file, f"$.{job.name}.kind",
+                              f"pre-training needs a signal architecture; {model.model_name} takes spectrograms")
 
 
 def task_from_dict(data: dict) -> Task:

@@ -18,6 +18,7 @@ from ecgcore.task import Task
 from orchestrator.config import NamedJob
 
 DEFAULT_DATA = "data/training2017"
+BEST_MODEL = "best_model.pt"
 DEFAULT_CPUS_PER_TASK = 1.0
 
 
@@ -29,6 +30,7 @@ class Overrides:
     max_epochs: int | None = None
     cpus_per_task: float | None = None
     gpus_per_task: float | None = None
+    time_limit_s: float | None = None
 
 
 def fold_dir(log_dir: PurePath, architecture: str, job: str, fold: int) -> PurePath:
@@ -68,6 +70,10 @@ def _task(job: NamedJob, fold: int, model: ModelConfig, log_dir: PurePath, root:
         log_en=job.config.log_en,
         log_test_score=job.config.log_test_score,
         threads=max(1, math.floor(_cpus(job, overrides))),
+        kind=job.config.kind,
+        init_checkpoint=None if model.init_from is None else
+        os.path.normpath(root / log_dir / model.init_from / f"fold{fold}" / BEST_MODEL),
+        time_limit_s=overrides.time_limit_s,
     )
 
 

@@ -25,10 +25,10 @@ import torch
 from ecgcore.cinc2017 import CLASSES
 from ecgcore.task import Task
 from ecgcore.train import TrainingObserver, TrainResult
+from orchestrator.expand import BEST_MODEL
 from orchestrator.schema import to_plain
 
 SCORES = "scores.json"
-BEST_MODEL = "best_model.pt"
 HOTLOG = "hotlog.csv"
 _OUTPUTS = ("job.json", "model.json", HOTLOG, BEST_MODEL, "predictions.csv", SCORES)
 
@@ -47,9 +47,11 @@ def write_json_atomic(path: Path, content) -> None:
     os.replace(tmp, path)
 
 
-def hotlog_columns(log_test_score: bool) -> list[str]:
+def hotlog_columns(task: Task) -> list[str]:
+    if task.kind == "pretrain":
+        return ["epoch", "best_epoch", "train_loss", "valid_loss", "learning_rate", "elapsed_s"]
     cols = ["epoch", "best_epoch", "train_loss", "valid_accuracy", "valid_score"]
-    if log_test_score:
+    if task.log_test_score:
         cols += ["test_accuracy", "test_score"]
     return cols + ["learning_rate", "elapsed_s"]
 
@@ -58,7 +60,7 @@ class FoldLog(TrainingObserver):
     def __init__(self, task: Task, job: dict, provenance: dict):
         self.task, self.job, self.provenance = task, job, provenance
         self.dir = Path(task.out_dir)
-        self.columns = hotlog_columns(task.log_test_score)
+        self.columns = hotlog_columns(task)
         self.writer = None
 
     def open(self) -> None:
@@ -84,6 +86,8 @@ class FoldLog(TrainingObserver):
         step = row["epoch"]
         self.writer.add_scalar("loss/train", row["train_loss"], step)
         self.writer.add_scalar("learning_rate", row["learning_rate"], step)
+        if "valid_loss" in row:
+            self.writer.add_scalar("loss/valid", row["valid_loss"], step)
         for part in ("valid", "test"):
             if f"{part}_score" in row:
                 self.writer.add_scalar(f"score/{part}", row[f"{part}_score"], step)
@@ -98,19 +102,16 @@ class FoldLog(TrainingObserver):
         os.replace(tmp, self.dir / BEST_MODEL)
 
     def finish(self, result: TrainResult) -> dict:
-        with open(self.dir / "predictions.csv", "w", newline="") as fh:
-            out = csv.writer(fh)
-            out.writerow(["record", "label", "prediction", *[f"p_{_tag(c)}" for c in CLASSES]])
-            for name, label, probs in result.test_predictions:
-                best = CLASSES[max(range(len(probs)), key=probs.__getitem__)]
-                out.writerow([name, label, best, *[f"{p:.6f}" for p in probs]])
+        if self.task.kind == "classify":
+            self._write_predictions(result.test_predictions)
         scores = {
             "task_id": self.task.task_id, "architecture": self.task.model.model_name,
-            "job": self.task.job, "model_file": self.task.model_file, "fold": self.task.fold,
-            "split": self.task.split, "data_dir": self.task.data_dir,
+            "job": self.task.job, "kind": self.task.kind, "model_file": self.task.model_file,
+            "fold": self.task.fold, "split": self.task.split, "data_dir": self.task.data_dir,
             **result.scores,
             "termination_epoch": result.best_epoch, "epochs_run": result.epochs_run,
-            "stopped_early": result.stopped_early,
+            "stopped_early": result.stop_reason == "early_stop", "stop_reason": result.stop_reason,
+            "init_checkpoint": self.task.init_checkpoint,
             "n_parameters": result.info.get("n_parameters"), "device": result.info.get("device"),
             "elapsed_s": round(result.info.get("elapsed_s", 0.0), 2),
             "provenance": {**self.provenance, "seed": self.task.model.training_parameters.seed,
@@ -119,6 +120,14 @@ class FoldLog(TrainingObserver):
         write_json_atomic(self.dir / SCORES, scores)
         self.close()
         return scores
+
+    def _write_predictions(self, predictions: list) -> None:
+        with open(self.dir / "predictions.csv", "w", newline="") as fh:
+            out = csv.writer(fh)
+            out.writerow(["record", "label", "prediction", *[f"p_{_tag(c)}" for c in CLASSES]])
+            for name, label, probs in predictions:
+                best = CLASSES[max(range(len(probs)), key=probs.__getitem__)]
+                out.writerow([name, label, best, *[f"{p:.6f}" for p in probs]])
 
     def close(self) -> None:
         if self.writer is not None:

@@ -15,12 +15,12 @@ import numpy as np
 import torch
 
 from ecgcore.cinc2017 import CLASSES, find_record_files, read_record
-from ecgcore.data import features_of
+from ecgcore.data import Pipeline
 from ecgcore.errors import ProjectError
 from ecgcore.models import get_architecture
 from ecgcore.train import predict_proba
 from orchestrator.config import parse_model
-from orchestrator.foldlog import BEST_MODEL
+from orchestrator.expand import BEST_MODEL
 from orchestrator.schema import read_json
 
 
@@ -53,15 +53,17 @@ def read_inputs(input_dir: Path) -> tuple[list[str], list[np.ndarray], int]:
     return names, signals, rates.pop()
 
 
-def fold_probabilities(fold: Path, signals: list[np.ndarray], fs: int) -> np.ndarray:
+def fold_probabilities(fold: Path, signals: list[np.ndarray], fs: float) -> np.ndarray:
+    """Class probabilities of one fold's best model, preprocessed as that fold was trained."""
     model_cfg = parse_model(read_json(fold / "model.json"), fold / "model.json")
-    features = features_of(signals, model_cfg, fs)
+    pipeline = Pipeline(model_cfg, fs, np.atleast_2d(signals[0]).shape[0])
+    items, owners = pipeline.eval_items([pipeline.prepare(s) for s in signals])
     arch = get_architecture(model_cfg.model_name)
-    model = arch.build(model_cfg.model_parameters, features[0].shape[1], len(CLASSES),
+    model = arch.build(model_cfg.model_parameters, pipeline.inputs, len(CLASSES),
                        model_cfg.training_parameters.drop_rate)
     state = torch.load(fold / BEST_MODEL, map_location="cpu", weights_only=True)
     model.load_state_dict(state)
-    return predict_proba(model, features, torch.device("cpu"))
+    return predict_proba(model, pipeline, items, owners, len(signals), torch.device("cpu"))
 
 
 def predict(run_dir: str | Path, input_dir: str | Path, output: str | Path) -> int:

@@ -19,7 +19,7 @@ from ecgcore.cinc2017 import load_dataset, record_number
 from ecgcore.errors import ProjectError
 from ecgcore.splits import resolve_split
 from ecgcore.task import Task
-from orchestrator.config import load_jobs, load_models
+from orchestrator.config import check_kinds, load_jobs, load_models
 from orchestrator.expand import Overrides, expand, task_table
 from orchestrator.provenance import provenance
 
@@ -43,6 +43,7 @@ def plan(opts: SubmitOptions, root: Path):
     """Load and validate the job file and its models; return (jobs, tasks)."""
     jobs = load_jobs(opts.job_file)
     models = load_models(jobs, opts.models_dir or default_models_dir(opts.job_file))
+    check_kinds(jobs, models)
     tasks = expand(jobs, models, Path(opts.log_dir), root, opts.overrides)
     return jobs, tasks
 
@@ -61,6 +62,14 @@ def check_data(tasks: list[Task], say: Callable[[str], None]) -> None:
         counts = ", ".join(f"{c} {n}" for c, n in dataset.class_counts().items())
         say(f"dataset {task.data_dir}: {len(dataset)} records ({counts}), "
             f"{split.name} with {len(split.folds)} folds, read in {time.monotonic() - started:.1f} s")
+
+
+def check_init_checkpoints(tasks: list[Task]) -> None:
+    """A fine-tuning task needs its pre-trained fold finished before this submit starts."""
+    for task in tasks:
+        if task.init_checkpoint and not Path(task.init_checkpoint).is_file():
+            raise ProjectError(f"{task.task_id}: init_from of model {task.model_file!r} needs "
+                               f"{task.init_checkpoint}, which does not exist (run the pre-training job first)")
 
 
 def check_log_dir(log_dir: Path) -> None:
@@ -82,6 +91,7 @@ def submit(opts: SubmitOptions, say: Callable[[str], None] = print) -> int:
     if opts.dry_run:
         say(task_table(tasks, jobs, opts.overrides))
         return 0
+    check_init_checkpoints(tasks)
     check_data(tasks, say)
     log_dir = (root / opts.log_dir).resolve()
     check_log_dir(log_dir)
@@ -95,7 +105,10 @@ def submit(opts: SubmitOptions, say: Callable[[str], None] = print) -> int:
     outcomes = tuner.run_tasks(tasks, jobs, opts.overrides, log_dir, provenance(), opts.max_concurrent)
     failed = [o for o in outcomes if not o.ok]
     for o in outcomes:
-        status = f"test score {o.test_score:.3f}" if o.ok else f"FAILED: {o.error}"
+        if not o.ok:
+            status = f"FAILED: {o.error}"
+        else:
+            status = "pre-trained" if o.test_score is None else f"test score {o.test_score:.3f}"
         say(f"  {o.task_id:<40} {status}")
     say(f"{len(outcomes) - len(failed)}/{len(outcomes)} task(s) finished in "
         f"{time.monotonic() - started:.0f} s; results under {log_dir}")

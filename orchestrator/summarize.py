@@ -5,9 +5,13 @@ has not finished and is not a result). Per job: one row per fold (official
 test score, F1 N/A/O/~, accuracy), then the mean and the sample standard
 deviation (ddof=1), and a naive row: the same folds scored for a classifier
 that always answers the majority class of the training fold, so a score
-means something. Then one "mean ± std" line per job. A job whose finished
-folds are fewer than the folds its job.json asked for is marked incomplete.
-Also writes log/<architecture>/summary.json.
+means something. Where `ensemble` has scored the job's fold models together
+on the split's hold-out part, an "ens(HO)" row shows that score (other
+records than the test rows: compare it with the single folds' hold-out
+mean printed beside it). Then one "mean ± std" line per job. A job whose
+finished folds are fewer than the folds its job.json asked for is marked
+incomplete. Pre-training jobs have no class scores; they are listed with
+their validation loss. Also writes log/<architecture>/summary.json.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import numpy as np
 from ecgcore.cinc2017 import CLASSES
 from ecgcore.errors import ProjectError
 from ecgcore.metrics import accuracy, f1_per_class, official_score
+from orchestrator.ensemble import ENSEMBLE
 from orchestrator.foldlog import SCORES, write_json_atomic
 
 COLUMNS = ["fold", "score", *[f"F1_{c}" for c in CLASSES], "accuracy"]
@@ -36,10 +41,12 @@ class JobSummary:
     rows: list[dict]
     expected: list[int]
     naive: list[dict]
+    ensemble: dict | None = None
+    pretrain_losses: tuple[tuple[int, float], ...] = ()  # (fold, best validation loss)
 
     @property
     def missing(self) -> list[int]:
-        done = {r["fold"] for r in self.rows}
+        done = {r["fold"] for r in self.rows} | {fold for fold, _ in self.pretrain_losses}
         return [k for k in self.expected if k not in done]
 
     def stat(self, column: str, naive: bool = False) -> tuple[float, float]:
@@ -57,20 +64,31 @@ def collect(log_dir: Path, architecture: str) -> list[JobSummary]:
                            + (f"; architectures with results: {', '.join(known)}" if known else ""))
     jobs = []
     for job_dir in sorted(p for p in arch_dir.iterdir() if p.is_dir()):
-        rows, naive, expected = [], [], set()
+        rows, naive, expected, losses = [], [], set(), []
         for fold_dir in sorted(job_dir.glob("fold*")):
             job_file = fold_dir / "job.json"
             if job_file.exists():
                 expected.update(json.loads(job_file.read_text()).get("cvids", []))
             if (fold_dir / SCORES).exists():
                 scores = json.loads((fold_dir / SCORES).read_text())
+                if scores.get("kind", "classify") == "pretrain":
+                    losses.append((scores["fold"], scores["valid"]["loss"]))
+                    continue
                 rows.append(_row(scores))
                 naive.append(naive_row(scores))
         if rows or expected:
             by_fold = operator.itemgetter("fold")
+            ens_file = job_dir / ENSEMBLE
+            ens = json.loads(ens_file.read_text()) if ens_file.exists() else None
             jobs.append(JobSummary(job_dir.name, sorted(rows, key=by_fold), sorted(expected),
-                                   sorted(naive, key=by_fold)))
+                                   sorted(naive, key=by_fold), ens, tuple(losses)))
     return jobs
+
+
+def ensemble_row(ens: dict) -> dict:
+    report = ens["ensemble"]
+    return {"fold": "ens(HO)", "score": report["score"], **{f"F1_{c}": report["f1"][c] for c in CLASSES},
+            "accuracy": report["accuracy"]}
 
 
 def _row(scores: dict) -> dict:
@@ -99,6 +117,11 @@ def to_json(architecture: str, jobs: list[JobSummary]) -> dict:
             entry["std"] = {c: _nan_none(job.stat(c)[1]) for c in COLUMNS[1:]}
             entry["naive"] = {"majority_class": sorted({r["majority"] for r in job.naive}),
                               "mean": {c: job.stat(c, naive=True)[0] for c in COLUMNS[1:]}}
+        if job.ensemble:
+            entry["ensemble_holdout"] = {**ensemble_row(job.ensemble), "n_records": job.ensemble["n_records"],
+                                         "single_fold_mean": job.ensemble["single_fold_mean"]}
+        if job.pretrain_losses:
+            entry["pretrain_valid_loss"] = dict(sorted(job.pretrain_losses))
         out["jobs"][job.name] = entry
     return out
 
@@ -127,7 +150,18 @@ def _render_table(architecture: str, jobs: list[JobSummary], markdown: bool) -> 
             body.append(["mean", *[f"{job.stat(c)[0]:.3f}" for c in COLUMNS[1:]]])
             body.append(["std", *[_fmt_std(job.stat(c)[1]) for c in COLUMNS[1:]]])
             body.append(["naive", *[f"{job.stat(c, naive=True)[0]:.3f}" for c in COLUMNS[1:]]])
-        lines.extend(_grid(COLUMNS, body, markdown))
+        if job.ensemble:
+            row = ensemble_row(job.ensemble)
+            body.append([row["fold"], *[f"{row[c]:.3f}" for c in COLUMNS[1:]]])
+        if body:
+            lines.extend(_grid(COLUMNS, body, markdown))
+        if job.ensemble:
+            lines.append(f"ens(HO): the {len(job.ensemble['folds'])} fold models averaged, scored on the "
+                         f"{job.ensemble['n_records']} hold-out records (single folds there: "
+                         f"{job.ensemble['single_fold_mean']:.3f} mean)")
+        if job.pretrain_losses:
+            lines.append(f"pre-training: validation loss per fold "
+                         f"{', '.join(f'fold {k} {v:.4f}' for k, v in sorted(job.pretrain_losses))}")
         lines.append("")
     lines.append(f"{architecture}: official CinC 2017 test score over folds (mean ± sample std)")
     for job in jobs:
@@ -137,6 +171,8 @@ def _render_table(architecture: str, jobs: list[JobSummary], markdown: bool) -> 
             naive = job.stat("score", naive=True)[0]
             lines.append(f"  {job.name:<30} {mean:.3f} ± {_fmt_std(std)}  ({len(job.rows)} folds; "
                          f"naive {naive:.3f}){tag}")
+        elif job.pretrain_losses:
+            lines.append(f"  {job.name:<30} pre-training ({len(job.pretrain_losses)} folds)")
         else:
             lines.append(f"  {job.name:<30} no finished fold")
     return "\n".join(lines)

@@ -50,11 +50,18 @@ class ProgressLines(tune.Callback):
             test = f" test {result['test_score']:.3f}" if "test_score" in result else ""
             self.say(f"[valid] {_task_id(trial)} epoch {result['epoch']}: loss {result['train_loss']:.3f} "
                      f"valid {result['valid_score']:.3f}{test} (best epoch {result['best_epoch']})")
+        elif "valid_loss" in result:
+            self.say(f"[valid] {_task_id(trial)} epoch {result['epoch']}: loss {result['train_loss']:.4f} "
+                     f"valid loss {result['valid_loss']:.4f} (best epoch {result['best_epoch']})")
 
     def on_trial_complete(self, iteration, trials, trial, **info):
-        score = (trial.last_result or {}).get("final_test_score")
-        self.say(f"[done ] {_task_id(trial)} test score {score:.3f}" if score is not None
-                 else f"[done ] {_task_id(trial)}")
+        last = trial.last_result or {}
+        if last.get("final_test_score") is not None:
+            self.say(f"[done ] {_task_id(trial)} test score {last['final_test_score']:.3f}")
+        elif last.get("final_valid_loss") is not None:
+            self.say(f"[done ] {_task_id(trial)} valid loss {last['final_valid_loss']:.4f}")
+        else:
+            self.say(f"[done ] {_task_id(trial)}")
 
     def on_trial_error(self, iteration, trials, trial, **info):
         self.say(f"[error] {_task_id(trial)}: see {trial.local_path}/error.txt")
@@ -79,8 +86,9 @@ def run_trial(config: dict) -> None:
     finally:
         log.close()
     scores = log.finish(result)
-    tune.report({"epoch": result.epochs_run, "final_test_score": scores["test"]["score"],
-                 "final_valid_score": scores["valid"]["score"], "done": True})
+    final = {"final_test_score": scores["test"]["score"], "final_valid_score": scores["valid"]["score"]} \
+        if task.kind == "classify" else {"final_valid_loss": scores["valid"]["loss"]}
+    tune.report({"epoch": result.epochs_run, **final, "done": True})
 
 
 def connect(address: str | None) -> str | None:

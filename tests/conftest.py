@@ -57,6 +57,21 @@ def tiny_model(arch: str = "CNN", **training) -> dict:
     }
 
 
+def tiny_signal_model(**sections) -> dict:
+    """A small GlobalSkipNet (a signal architecture) model file; sections update the defaults."""
+    model = {
+        "model_name": "GlobalSkipNet",
+        "model_parameters": {"n_levels": 3, "channels_per_level": 4, "stem_channels": 4,
+                             "layers_per_level": 2, "kernel_size": 7, "pool_size": 2},
+        "preprocessing": {"spectrogram": False, "fs": 100},
+        "training_parameters": {"batch_size": 16, "validation_step": 1, "max_epochs": 2, "early_stop_wait": 5},
+        "data_augmentation": {"resampling": False, "zero_filter": False, "reload_step": 1},
+    }
+    for section, values in sections.items():
+        model[section] = {**model.get(section, {}), **values} if isinstance(values, dict) else values
+    return model
+
+
 def write_json(path: Path, content) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(content, indent=2))

@@ -38,12 +38,17 @@ class Recorder(TrainingObserver):
         self.best.append(epoch)
 
 
-def _task(synth_dir, tmp_path, **training):
-    model = parse_model(tiny_model("CRNN", **training), "tiny.json")
-    return Task(task_id="CRNN/t/fold1", job="t", fold=1, model_file="tiny", model=model,
-                data_dir=str(synth_dir), split="split_3_3_1", out_dir=str(tmp_path),
+def make_task(data_dir, tmp_path, model_file: dict, kind="classify", init=None, time_limit=None,
+              split="split_3_3_1", fold=1) -> Task:
+    model = parse_model(model_file, "tiny.json")
+    return Task(task_id=f"{model.model_name}/t/fold{fold}", job="t", fold=fold, model_file="tiny", model=model,
+                data_dir=str(data_dir), split=split, out_dir=str(tmp_path),
                 max_epochs=model.training_parameters.max_epochs, log_en=False, log_test_score=True,
-                threads=1)
+                threads=1, kind=kind, init_checkpoint=init, time_limit_s=time_limit)
+
+
+def _task(synth_dir, tmp_path, **training):
+    return make_task(synth_dir, tmp_path, tiny_model("CRNN", **training))
 
 
 def test_train_task_runs_and_repeats_exactly(synth_dir, tmp_path):
@@ -70,5 +75,5 @@ def test_early_stop_after_wait_without_improvement(synth_dir, tmp_path, monkeypa
     monkeypatch.setattr("ecgcore.train._Loop._score", fake_score)
     rec = Recorder()
     result = train_task(_task(synth_dir, tmp_path, max_epochs=8, early_stop_wait=3), rec)
-    assert result.stopped_early and result.epochs_run == 5 and result.best_epoch == 2
+    assert result.stop_reason == "early_stop" and result.epochs_run == 5 and result.best_epoch == 2
     assert rec.best == [1, 2] and [r["best_epoch"] for r in rec.rows] == [1, 2, 2, 2, 2]

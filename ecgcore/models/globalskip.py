@@ -1,0 +1,153 @@
+"""GlobalSkipNet: BUTTeam's 1D CNN with global skip connections (PhysioNet/CinC 2020).
+
+Source: Vicar, Hejc, Novotna, Ronzhina, Janousek, "ECG Abnormalities Recognition
+Using Convolutional Network With Global Skip Connections and Custom Loss
+Function", CinC 2020 (doi:10.22489/CinC.2020.189); code: github.com/tomasvicar/BUTTeam,
+net.py (class Net_addition_grow) with the sizes of its config.py.
+
+Layout: a stem conv-BN-ReLU; n_levels levels of layers_per_level conv-BN-ReLU
+layers (level l has channels_per_level*(l+1) channels); after each level the
+stem output, average-pooled to the level's length (the "global skip"), the
+level's last output and its first layer's output are concatenated and
+max-pooled by pool_size; a final conv-BN-ReLU, global max over time and a
+linear head.
+
+Padding is never treated as signal: the input is zeroed beyond each record's
+length, BatchNorm statistics use valid steps only, padded steps are zero after
+every layer, lengths follow the poolings (ceil), the stem average counts valid
+steps only, and the global max sees valid steps only. A record therefore gets
+the same output alone as in a padded batch (eval mode). The reference instead
+cut each record to a multiple of 2**(levels-1) samples, let BatchNorm see the
+padding, and before the max masked from len/2**(levels-1) on a time axis
+already reduced by 2**levels, so padded steps could win the max; here
+nothing is cut. The head returns logits (the reference applied a sigmoid).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ecgcore.config import spec
+from ecgcore.models import InputSpec, register
+from ecgcore.models.common import masked_max, strided_lengths, time_mask
+
+
+@dataclass(frozen=True)
+class GlobalSkipParams:
+    n_levels: int = spec(6, "levels; each ends with a max-pool by pool_size", min=1, max=16)
+    channels_per_level: int = spec(6, "level l (from 0) has channels_per_level*(l+1) channels", min=1)
+    stem_channels: int = spec(6, "channels of the first conv, whose output is the global skip", min=1)
+    layers_per_level: int = spec(4, "conv-BN-ReLU layers per level; the first one's output is also "
+                                    "concatenated at the level's end", min=2)
+    kernel_size: int = spec(7, "kernel of every conv ('same' padding)", min=1)
+    pool_size: int = spec(2, "max-pool factor after each level", min=1)
+
+
+class MaskedBatchNorm1d(nn.BatchNorm1d):
+    """BatchNorm over (batch, time) that ignores padded steps; its output is zero there."""
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        if not self.training:
+            return super().forward(x) * mask
+        # Statistics in float32 so that long records under mixed precision neither overflow nor lose digits.
+        x32, m32 = x.float(), mask.float()
+        count = m32.sum()
+        mean = (x32 * m32).sum(dim=(0, 2)) / count
+        centred = (x32 - mean[None, :, None]) * m32
+        var = (centred * centred).sum(dim=(0, 2)) / count
+        with torch.no_grad():
+            unbiased = var * count / (count - 1).clamp(min=1)
+            self.running_mean.lerp_(mean, self.momentum)
+            self.running_var.lerp_(unbiased, self.momentum)
+            self.num_batches_tracked += 1
+        scale = self.weight * torch.rsqrt(var + self.eps)
+        out = centred * scale[None, :, None] + self.bias[None, :, None] * m32
+        return out.to(x.dtype)
+
+
+class ConvBNReLU(nn.Module):
+    def __init__(self, c_in: int, c_out: int, kernel: int):
+        super().__init__()
+        # 'same' padding keeps every step aligned with the input (the reference's (k-1)/2, also for even k).
+        self.conv = nn.Conv1d(c_in, c_out, kernel, padding="same")
+        self.bn = MaskedBatchNorm1d(c_out)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return torch.relu(self.bn(self.conv(x), mask))
+
+
+class Level(nn.Module):
+    """n_layers conv-BN-ReLU layers; returns the last output and the first layer's output."""
+
+    def __init__(self, c_in: int, c_out: int, n_layers: int, kernel: int):
+        super().__init__()
+        self.layers = nn.ModuleList(
+            ConvBNReLU(c_in if i == 0 else c_out, c_out, kernel) for i in range(n_layers))
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = first = self.layers[0](x, mask)
+        for layer in self.layers[1:]:
+            x = layer(x, mask)
+        return x, first
+
+
+class GlobalSkipNet(nn.Module):
+    def __init__(self, p: GlobalSkipParams, inputs: InputSpec, n_classes: int, drop_rate: float):
+        super().__init__()
+        self.pool_size = p.pool_size
+        self.stem = ConvBNReLU(inputs.n_leads, p.stem_channels, p.kernel_size)
+        levels, c_in = [], p.stem_channels
+        for lvl in range(p.n_levels):
+            width = p.channels_per_level * (lvl + 1)
+            levels.append(Level(c_in, width, p.layers_per_level, p.kernel_size))
+            c_in = p.stem_channels + 2 * width  # stem skip + last output + first layer's output
+        self.levels = nn.ModuleList(levels)
+        self.encoder_channels = p.channels_per_level * p.n_levels
+        self.final = ConvBNReLU(c_in, self.encoder_channels, p.kernel_size)
+        # The reference had no dropout; the project's drop_rate acts on the pooled features only.
+        self.drop = nn.Dropout(drop_rate)
+        self.head = nn.Linear(self.encoder_channels, n_classes)
+
+    def encode(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(batch, leads, samples) -> features (batch, encoder_channels, steps) and valid steps."""
+        stem_mask = time_mask(lengths, x.shape[2], x.dtype)
+        # Whatever the padding holds must not reach the first conv.
+        stem = self.stem(x * stem_mask, stem_mask)
+        x, mask = stem, stem_mask
+        for lvl, level in enumerate(self.levels):
+            x, first = level(x, mask)
+            skip = _window_mean(stem, stem_mask, self.pool_size ** lvl)
+            x = torch.cat((skip, x, first), dim=1)
+            # Every channel is a ReLU output or a mean of ReLU outputs (>= 0) and padding is 0, so the
+            # zero padding of the last window never wins the max and pooled padding stays 0.
+            x = _fold(x, self.pool_size).amax(dim=3)
+            lengths = strided_lengths(lengths, self.pool_size)
+            mask = time_mask(lengths, x.shape[2], x.dtype)
+        return self.final(x, mask), lengths
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        feats, lengths = self.encode(x, lengths)
+        return self.head(self.drop(masked_max(feats, lengths)))
+
+
+@register("GlobalSkipNet", params=GlobalSkipParams, input="signal")
+def build_globalskip(p: GlobalSkipParams, inputs: InputSpec, n_classes: int, drop_rate: float) -> nn.Module:
+    return GlobalSkipNet(p, inputs, n_classes, drop_rate)
+
+
+def _fold(x: torch.Tensor, factor: int) -> torch.Tensor:
+    """(batch, channels, steps) -> (batch, channels, ceil(steps/factor), factor), zero-padded at the end."""
+    steps = -(-x.shape[2] // factor)
+    x = F.pad(x, (0, steps * factor - x.shape[2]))
+    return x.reshape(x.shape[0], x.shape[1], steps, factor)
+
+
+def _window_mean(x: torch.Tensor, mask: torch.Tensor, factor: int) -> torch.Tensor:
+    """Mean of x over each window of `factor` steps, counting valid steps only (x is zero on padding)."""
+    if factor == 1:
+        return x
+    return _fold(x, factor).sum(dim=3) / _fold(mask, factor).sum(dim=3).clamp(min=1)

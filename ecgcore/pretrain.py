@@ -1,0 +1,129 @@
+"""Self-supervised pre-training: a task of kind "pretrain" (labels unused).
+
+The idea of the antonior92 CinC 2020 entry: before classifying, teach the
+network what ECGs look like by asking it for samples it has not seen. Two
+objectives, chosen in the model file's `pretraining` section:
+  masked    spans of `span` samples (about mask_fraction of the record) are
+            zeroed and must be rebuilt;
+  forecast  the last forecast_fraction of each record is hidden and must be
+            predicted from what precedes it.
+The classifier's own trunk (`encode`) does the work; a small decoder maps
+its features, linearly interpolated back to the input length, to samples.
+The loss is the mean squared error on the hidden valid samples. The best
+model by validation loss is saved as "net.*" (the classifier) beside
+"decoder.*"; a fine-tuning model file names the run in `init_from` and
+starts from "net.*" without the head.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+
+import numpy as np
+import torch
+from torch import nn
+
+from ecgcore import optim
+from ecgcore.config import Pretraining
+from ecgcore.errors import ProjectError
+from ecgcore.models.common import time_mask
+
+_EVAL_BATCH = 64
+
+
+class PretrainNet(nn.Module):
+    def __init__(self, net: nn.Module, n_leads: int, hidden: int = 64):
+        super().__init__()
+        if not hasattr(net, "encode"):
+            raise ProjectError(f"{type(net).__name__} has no signal encoder: pre-training needs a "
+                               "signal architecture (not the spectrogram CNN/CRNN)")
+        self.net = net
+        self.decoder = nn.Sequential(nn.Conv1d(net.encoder_channels, hidden, 1), nn.ReLU(),
+                                     nn.Conv1d(hidden, n_leads, 1))
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        features, _ = self.net.encode(x, lengths)
+        up = nn.functional.interpolate(features, size=x.shape[-1], mode="linear", align_corners=False)
+        return self.decoder(up)
+
+
+def hidden_mask(lengths: torch.Tensor, steps: int, cfg: Pretraining, rng: np.random.Generator) -> torch.Tensor:
+    """(batch, 1, steps) float mask of the samples to hide, within each record's valid length."""
+    mask = np.zeros((len(lengths), steps), dtype=np.float32)
+    for i, n in enumerate(lengths.tolist()):
+        if cfg.objective == "forecast":
+            mask[i, n - max(1, int(n * cfg.forecast_fraction)):n] = 1
+            continue
+        n_spans = max(1, int(round(n * cfg.mask_fraction / cfg.span)))
+        for start in rng.integers(0, max(1, n - cfg.span + 1), size=n_spans):
+            mask[i, start:start + cfg.span] = 1
+    return torch.from_numpy(mask[:, None, :])
+
+
+def reconstruction_loss(model: PretrainNet, x, lengths, cfg: Pretraining, rng) -> torch.Tensor:
+    hide = hidden_mask(lengths.cpu(), x.shape[-1], cfg, rng).to(x.device)
+    hide = hide * time_mask(lengths, x.shape[-1], x.dtype)
+    recon = model(x * (1 - hide), lengths)
+    err = ((recon.float() - x) ** 2) * hide
+    return err.sum() / (hide.sum() * x.shape[1]).clamp(min=1)
+
+
+def pretrain(task, net, fold, device, rng, observer, started, info):
+    """Train net's encoder on the fold's training records; return a TrainResult of losses."""
+    from ecgcore.train import TrainResult, epoch_batches
+
+    pipeline = fold.pipeline
+    if pipeline.inputs.kind != "signal":
+        raise ProjectError(f"{task.model.model_name}: pre-training needs a signal architecture")
+    model = PretrainNet(net, pipeline.inputs.n_leads).to(device)
+    tp, cfg = task.model.training_parameters, task.model.pretraining
+    stepper = optim.Stepper(model, tp, max(1, -(-len(fold.train) // tp.batch_size)), task.max_epochs, device)
+    best_loss, best_epoch, best_state, stop_reason, train_x = float("inf"), 0, None, "max_epochs", None
+    for epoch in range(1, task.max_epochs + 1):
+        if train_x is None or (pipeline.varies and (epoch - 1) % task.model.data_augmentation.reload_step == 0):
+            train_x = pipeline.train_items(fold.train.signals, rng)
+        model.train()
+        # Labels only balance the batches; the objective never sees them.
+        batches = epoch_batches(fold.train.labels, np.array([f.shape[0] for f in train_x]), tp.batch_size,
+                                0.0, rng)
+        losses = []
+        for batch in batches:
+            x, lengths = pipeline.to_tensors([train_x[i] for i in batch], device)
+            with stepper.autocast():
+                loss = reconstruction_loss(model, x, lengths, cfg, rng)
+            stepper.step(loss)
+            losses.append(float(loss.detach()))
+        out_of_time = task.time_limit_s is not None and time.monotonic() - started >= task.time_limit_s
+        if epoch % tp.validation_step == 0 or epoch == task.max_epochs or out_of_time:
+            valid = evaluate(model, fold.valid, pipeline, cfg, device)
+            if valid <= best_loss:
+                best_loss, best_epoch, best_state = valid, epoch, copy.deepcopy(model.state_dict())
+                observer.on_best(model, epoch)
+            observer.on_validation({"epoch": epoch, "best_epoch": best_epoch, "train_loss": float(np.mean(losses)),
+                                    "valid_loss": valid, "learning_rate": stepper.lr,
+                                    "elapsed_s": time.monotonic() - started})
+            if epoch - best_epoch >= tp.early_stop_wait:
+                stop_reason = "early_stop"
+                break
+        if out_of_time and epoch < task.max_epochs:
+            stop_reason = "time_limit"
+            break
+    model.load_state_dict(best_state)
+    info["elapsed_s"] = time.monotonic() - started
+    scores = {"valid": {"loss": best_loss}, "train": {"loss": evaluate(model, fold.train, pipeline, cfg, device)}}
+    return TrainResult(scores, best_epoch, epoch, stop_reason, [], info)
+
+
+@torch.no_grad()
+def evaluate(model: PretrainNet, subset, pipeline, cfg: Pretraining, device) -> float:
+    """Mean reconstruction loss over a subset's evaluation inputs, with a fixed mask draw."""
+    model.eval()
+    rng = np.random.default_rng(0)  # the same hidden spans at every validation
+    items = subset.eval_items
+    total, weight = 0.0, 0
+    for start in range(0, len(items), _EVAL_BATCH):
+        x, lengths = pipeline.to_tensors(items[start:start + _EVAL_BATCH], device)
+        total += float(reconstruction_loss(model, x, lengths, cfg, rng)) * x.shape[0]
+        weight += x.shape[0]
+    return total / max(weight, 1)
