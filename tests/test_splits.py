@@ -88,3 +88,22 @@ def test_read_only_dataset_is_never_written(sample2017, capsys):
     numbers, labels = _labels(sample2017)
     resolve_split(sample2017, "split_5_6_99", numbers, labels, persist=True)
     assert not (sample2017 / "splits").exists()
+
+
+def test_holdout_split_sets_a_stratified_part_aside(tmp_path):
+    import numpy as np
+
+    from ecgcore.splits import generate_split, load_split, write_split
+
+    numbers = np.arange(1, 601)
+    labels = np.arange(600) % 4
+    split = generate_split(numbers, labels, "split_5_6_14_holdout")
+    held = set(split.holdout)
+    assert len(held) == 100 and np.bincount(labels[np.array(sorted(held)) - 1]).tolist() == [25] * 4
+    for fold in split.folds:
+        assert not (set(fold.train) | set(fold.valid) | set(fold.test)) & held
+    assert set().union(*(f.test for f in split.folds)) | held == set(numbers.tolist())
+    assert split.properties["inputs"]["holdout"] is True
+    assert split.properties["relative size"] == {"train": 10, "valid": 2, "test": 3, "holdout": 3}
+    write_split(split, tmp_path / split.name)
+    assert load_split(tmp_path / split.name) == split

@@ -8,7 +8,7 @@ import torch
 
 from orchestrator.cli import main
 from orchestrator.summarize import summarize
-from tests.conftest import tiny_model, write_json
+from tests.conftest import tiny_model, tiny_signal_model, write_json
 
 pytestmark = pytest.mark.slow
 
@@ -18,11 +18,13 @@ def finished_run(tmp_path_factory, synth_dir, ray_session):
     base = tmp_path_factory.mktemp("e2e")
     write_json(base / "models" / "tiny_cnn.json", tiny_model("CNN"))
     write_json(base / "models" / "tiny_crnn.json", tiny_model("CRNN"))
+    write_json(base / "models" / "tiny_skip.json", tiny_signal_model())
     jobs = {
         "cnn_job": {"description": "tiny", "model": "tiny_cnn", "split": "split_3_3_1",
                     "log_en": "True", "log_test_score": "True", "cvids": [0, 1, 2]},
         "crnn_job": {"description": "tiny", "model": "tiny_crnn", "split": "split_3_3_1",
                      "log_en": "False", "log_test_score": "False", "cvids": [2]},
+        "skip_job": {"model": "tiny_skip", "split": "split_3_3_1_holdout", "cvids": [0, 1]},
     }
     job_file = write_json(base / "jobs" / "tiny.json", jobs)
     code = main(["submit", str(job_file), "--data", str(synth_dir), "--log-dir", str(base / "log"),
@@ -93,3 +95,25 @@ def test_predict_fold_and_job(finished_run, synth_dir):
         expected = {r["record"]: r["prediction"] for r in csv.DictReader(fh)}
     got = dict(line.split(",") for line in out_fold.read_text().splitlines())
     assert all(got[r] == p for r, p in expected.items())
+
+
+def test_mixed_architectures_and_holdout_ensemble(finished_run, synth_dir, capsys):
+    log = finished_run[0] / "log"
+    job_dir = log / "GlobalSkipNet" / "skip_job"
+    assert main(["ensemble", str(job_dir)]) == 0
+    ens = json.loads((job_dir / "ensemble.json").read_text())
+    # 60 synthetic records, about a quarter of each class held out; no fold saw them.
+    held = {f"A{n:05d}" for n in json.loads((synth_dir / "splits" / "split_3_3_1_holdout" / "holdout.json")
+                                             .read_text())}
+    assert 14 <= len(held) <= 16 and ens["n_records"] == len(held)
+    assert ens["folds"] == [0, 1] and set(ens["single_fold_scores"]) == {"0", "1"}
+    for k in (0, 1):
+        with open(job_dir / f"fold{k}" / "predictions.csv") as fh:
+            tested = {r["record"] for r in csv.DictReader(fh)}
+        assert len(tested) >= 14 and not tested & held
+    text = summarize(log, "GlobalSkipNet")
+    assert "ens(HO)" in text and f"{len(held)} hold-out records" in text
+    for arch in ("CNN", "CRNN", "GlobalSkipNet"):
+        assert main(["summarize", arch, "--log-dir", str(log)]) == 0
+    assert main(["ensemble", str(log / "CNN" / "cnn_job")]) == 2  # split without a hold-out part
+    assert "no hold-out part" in capsys.readouterr().err

@@ -77,4 +77,4 @@ def get_architecture(name: str) -> Architecture:
 
 
 # Importing the model modules fills the registry.
-from ecgcore.models import globalskip, resnet1d, spectral  # noqa: E402,F401
+from ecgcore.models import dualnet, globalskip, resnet1d, spectral  # noqa: E402,F401

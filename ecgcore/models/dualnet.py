@@ -1,9 +1,13 @@
 """ECG-DualNet (Rohr, Reich et al., Physiological Measurement 2022): signal encoder + conditioned spectrogram CNN.
 
-Source: github.com/ChristophReich1996/ECG_Classification, ecg_classification/
+Source: github.com/ChristophReich1996/ECG_Classification: ecg_classification/
 model.py (ECGCNN, Conv2dResidualBlock, ConditionalBatchNormalization),
-config.py (ECGCNN_CONFIG_S/M/L), dataset.py (PhysioNetDataset), README.md
-(parameter table).
+dataset.py (PhysioNetDataset), train.py, README.md (parameter table). Only an
+earlier model.py and config.py could be read; the final ECGCNN (LSTM encoder,
+fusion) follows their ECGAttNet of the same release, and the sizes were fixed
+by fitting the README counts, which all three match exactly (with PAU, 10
+coefficients each): LSTM hidden size = latent_features, 128/256/256 for
+S/M/L, 2/2/3 LSTM layers, block channels in models/ECGDualNet_*.json.
 
 Their data: a 300 Hz record standardised, cut or zero-padded to 18000 samples,
 unfolded into windows of 256 samples every 224 (80 windows), and its log
@@ -13,9 +17,7 @@ latent vector; the spectrogram goes through residual blocks of 3x3 convs whose
 BatchNorms are conditional: scale and shift are linear (no bias) in that
 latent. After an average over time and frequency, a Linear to
 latent_features with an activation, plus the latent vector, then the head
-(a Linear to the classes). Fitting their README counts exactly (PAU: 10
-coefficients per activation) gives LSTM hidden size = latent_features and
-one layer per step of the S/M/L configs in models/ECGDualNet_*.json.
+(a Linear to the classes).
 
 Differences, and why:
 - Activations are PReLU (their non-PAU option) instead of Padé activation
