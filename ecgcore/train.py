@@ -182,6 +182,9 @@ class _Loop:
         self.stepper = optim.Stepper(model, self.tp, steps, task.max_epochs, device)
         self.best_score, self.best_epoch, self.best_state = -1.0, 0, None
         self.epoch, self.stop_reason = 0, "max_epochs"
+        # The limit counts training time, not the reading and preprocessing before it.
+        self.deadline = None if task.time_limit_s is None else time.monotonic() + task.time_limit_s
+        self.out_of_time = False
 
     def run(self) -> None:
         train_x = None
@@ -192,8 +195,7 @@ class _Loop:
                 train_x = pipeline.train_items(self.fold.train.signals, self.rng)
             loss = self.train_epoch(train_x)
             self.epoch = epoch
-            out_of_time = (self.task.time_limit_s is not None
-                           and time.monotonic() - self.started >= self.task.time_limit_s)
+            out_of_time = self.out_of_time
             if epoch % self.tp.validation_step == 0 or epoch == self.task.max_epochs or out_of_time:
                 self.validate(epoch, loss)
                 if epoch - self.best_epoch >= self.tp.early_stop_wait:
@@ -218,6 +220,10 @@ class _Loop:
                 loss = self._loss(x, lengths_t, y)
             self.stepper.step(loss)
             losses.append(float(loss.detach()))
+            # The time limit ends training at a batch boundary, so one slow epoch cannot overrun it.
+            if self.deadline is not None and time.monotonic() >= self.deadline:
+                self.out_of_time = True
+                break
         return float(np.mean(losses))
 
     def _loss(self, x, lengths, y) -> torch.Tensor:
