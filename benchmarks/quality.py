@@ -7,7 +7,8 @@ Writes OUT/jobs.json (one job per model file, all on split_5_6_14_holdout,
 folds 0-4), runs it with `python -m orchestrator submit --time-limit T
 --cpus-per-task C` (Ray, one fold at a time when C is the machine's cores),
 then `ensemble` on every job: the five fold models averaged on the hold-out
-fifth that no fold saw. Prints and writes OUT/table.md and OUT/result.json:
+part that no fold saw. Model files with init_from are left out by default:
+they fine-tune from a pre-training run that must exist first. Prints and writes OUT/table.md and OUT/result.json:
 per model file the official score mean ± std over the test folds, mean
 F1 N/A/O/~, the naive row, the hold-out ensemble, parameters, epochs run and
 the median seconds per fold.
@@ -33,6 +34,12 @@ from orchestrator.ensemble import ensemble  # noqa: E402
 from orchestrator.summarize import collect  # noqa: E402
 
 SPLIT = "split_5_6_14_holdout"
+
+
+def default_models() -> list[str]:
+    """Every shipped model file except fine-tuning ones: those need their pre-training run first."""
+    files = sorted((ROOT / "models").glob("*.json"))
+    return [f.stem for f in files if "init_from" not in json.loads(f.read_text())]
 
 
 def write_jobs(models: list[str], out: Path) -> Path:
@@ -104,7 +111,7 @@ def main() -> None:
     p.add_argument("--skip-run", action="store_true", help="only score and tabulate an earlier run in OUT")
     args = p.parse_args()
     out = Path(args.out).resolve()
-    models = args.models.split(",") if args.models else sorted(f.stem for f in (ROOT / "models").glob("*.json"))
+    models = args.models.split(",") if args.models else default_models()
     job_file = write_jobs(models, out)
     wall = 0.0 if args.skip_run else run_submit(job_file, args, out / "log")
     for arch_dir in sorted(p for p in (out / "log").iterdir() if p.is_dir() and not p.name.startswith(".")):
