@@ -6,7 +6,8 @@ import torch
 
 from ecgcore.errors import ProjectError
 from ecgcore.models import InputSpec, get_architecture, known_architectures
-from ecgcore.models.spectral import CNNParams, CRNNParams, MaskedBatchNorm2d
+from ecgcore.models.common import MaskedBatchNorm2d
+from ecgcore.models.spectral import CNNParams, CRNNParams
 from orchestrator.config import load_model
 from tests.conftest import ROOT
 

@@ -7,8 +7,8 @@ import torch
 
 import ecgcore.models.globalskip  # noqa: F401  (registers GlobalSkipNet until the registry imports it)
 from ecgcore.models import InputSpec, get_architecture
-from ecgcore.models.common import time_mask
-from ecgcore.models.globalskip import GlobalSkipParams, MaskedBatchNorm1d, _window_mean
+from ecgcore.models.common import MaskedBatchNorm1d, time_mask
+from ecgcore.models.globalskip import GlobalSkipParams, _window_mean
 from orchestrator.config import parse_model
 from orchestrator.schema import read_json
 

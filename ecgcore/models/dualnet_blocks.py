@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
-from ecgcore.models.common import masked_mean, time_mask
+from ecgcore.models.common import MaskedBatchNorm2d, masked_mean, time_mask
 
 
 def signal_windows(x: torch.Tensor, lengths: torch.Tensor, window: int, step: int):
@@ -74,26 +74,6 @@ def log_spectrogram(x: torch.Tensor, lengths: torch.Tensor, n_fft: int):
 def frame_mask(lengths: torch.Tensor, steps: int, dtype) -> torch.Tensor:
     """(batch, 1, steps, 1) mask of valid frames."""
     return time_mask(lengths, steps, dtype)[..., None]
-
-
-class MaskedBatchNorm2d(nn.BatchNorm2d):
-    """BatchNorm over (batch, frames, freqs) that ignores padded frames; zero there."""
-
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        if not self.training:
-            return super().forward(x) * mask
-        # Statistics in float32 so that mixed precision neither overflows nor loses digits.
-        x32, m32 = x.float(), mask.float()
-        count = m32.sum() * x.shape[3]
-        mean = (x32 * m32).sum(dim=(0, 2, 3)) / count
-        var = (((x32 - mean[None, :, None, None]) * m32) ** 2).sum(dim=(0, 2, 3)) / count
-        with torch.no_grad():
-            self.running_mean.lerp_(mean, self.momentum)
-            self.running_var.lerp_(var * count / (count - 1).clamp(min=1), self.momentum)
-            self.num_batches_tracked += 1
-        scale = self.weight * torch.rsqrt(var + self.eps)
-        shift = self.bias - mean * scale
-        return (x32 * scale[None, :, None, None] + shift[None, :, None, None]).to(x.dtype) * mask
 
 
 class ConditionalBatchNorm2d(nn.Module):

@@ -33,7 +33,7 @@ from torch import nn
 
 from ecgcore.config import spec
 from ecgcore.models import InputSpec, register
-from ecgcore.models.common import masked_max, strided_lengths, time_mask
+from ecgcore.models.common import MaskedBatchNorm1d, masked_max, strided_lengths, time_mask
 
 
 @dataclass(frozen=True)
@@ -45,28 +45,6 @@ class GlobalSkipParams:
                                     "concatenated at the level's end", min=2)
     kernel_size: int = spec(7, "kernel of every conv ('same' padding)", min=1)
     pool_size: int = spec(2, "max-pool factor after each level", min=1)
-
-
-class MaskedBatchNorm1d(nn.BatchNorm1d):
-    """BatchNorm over (batch, time) that ignores padded steps; its output is zero there."""
-
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        if not self.training:
-            return super().forward(x) * mask
-        # Statistics in float32 so that long records under mixed precision neither overflow nor lose digits.
-        x32, m32 = x.float(), mask.float()
-        count = m32.sum()
-        mean = (x32 * m32).sum(dim=(0, 2)) / count
-        centred = (x32 - mean[None, :, None]) * m32
-        var = (centred * centred).sum(dim=(0, 2)) / count
-        with torch.no_grad():
-            unbiased = var * count / (count - 1).clamp(min=1)
-            self.running_mean.lerp_(mean, self.momentum)
-            self.running_var.lerp_(unbiased, self.momentum)
-            self.num_batches_tracked += 1
-        scale = self.weight * torch.rsqrt(var + self.eps)
-        out = centred * scale[None, :, None] + self.bias[None, :, None] * m32
-        return out.to(x.dtype)
 
 
 class ConvBNReLU(nn.Module):

@@ -22,6 +22,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from ecgcore.config import spec
 from ecgcore.models import InputSpec, register
+from ecgcore.models.common import MaskedBatchNorm2d
 
 
 @dataclass(frozen=True)
@@ -43,27 +44,6 @@ class CRNNParams(CNNParams):
     n_lstmneurons: int = spec(200, "LSTM units, total over both directions", min=2)
     n_lstmlayers: int = spec(3, "stacked LSTM layers", min=1)
     bidirectional: bool = spec(True, "bidirectional LSTM")
-
-
-class MaskedBatchNorm2d(nn.BatchNorm2d):
-    """BatchNorm over (batch, time, freq) that ignores padded time frames."""
-
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        if not self.training:
-            return super().forward(x) * mask
-        count = mask.sum() * x.shape[3]
-        masked = x * mask
-        mean = masked.sum(dim=(0, 2, 3)) / count
-        var = ((masked * x).sum(dim=(0, 2, 3)) / count - mean ** 2).clamp(min=0)
-        with torch.no_grad():
-            unbiased = var * count / (count - 1).clamp(min=1)
-            self.running_mean.lerp_(mean, self.momentum)
-            self.running_var.lerp_(unbiased, self.momentum)
-            self.num_batches_tracked += 1
-        scale = self.weight * torch.rsqrt(var + self.eps)
-        shift = self.bias - mean * scale
-        # One multiply-add per element, then the mask: padded frames stay zero.
-        return torch.addcmul(shift[None, :, None, None], x, scale[None, :, None, None]) * mask
 
 
 class ConvLayer(nn.Module):
