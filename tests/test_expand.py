@@ -46,3 +46,23 @@ def test_dry_run_prints_table_and_starts_nothing(capsys, tmp_path):
     out = capsys.readouterr().out
     assert code == 0 and "CRNN/CRNN_paper/fold4" in out and "10 task(s) from 2 job(s)" in out
     assert not (tmp_path / "log").exists()
+
+
+def test_kinds_fine_tuning_checkpoints_and_time_limit():
+    jobs = load_jobs(ROOT / "jobs" / "pretrain_ribeiro.json") + load_jobs(ROOT / "jobs" / "finetune_ribeiro.json")
+    tasks = expand(jobs, load_models(jobs, ROOT / "models"), LOG, BASE, Overrides(time_limit_s=30.0))
+    pre, fine = tasks[0], tasks[1]
+    assert pre.task_id == "ResNet1d/pretrain_ribeiro/fold0" and pre.kind == "pretrain"
+    assert pre.init_checkpoint is None and pre.time_limit_s == 30.0
+    assert fine.kind == "classify"
+    assert fine.init_checkpoint == "/project/log/ResNet1d/pretrain_ribeiro/fold0/best_model.pt"
+    assert tasks[3].init_checkpoint.endswith("pretrain_ribeiro/fold1/best_model.pt")
+
+
+def test_published_job_mixes_every_architecture():
+    from ecgcore.models import known_architectures
+
+    jobs = load_jobs(ROOT / "jobs" / "published.json")
+    tasks = expand(jobs, load_models(jobs, ROOT / "models"), LOG, BASE)
+    assert {t.model.model_name for t in tasks} == set(known_architectures())
+    assert len(tasks) == 5 * len(jobs)
