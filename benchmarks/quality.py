@@ -88,7 +88,7 @@ def table_rows(log_dir: Path, models: list[str]) -> list[dict]:
 
 def markdown(rows: list[dict]) -> str:
     head = ("| model file | arch | params | score (mean ± std) | F1_N | F1_A | F1_O | F1_~ | naive | "
-            "ens(HO) | folds(HO) | epochs | s / fold |")
+            "ens(HO) | single(HO) | epochs | s / fold |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in rows:
         f1 = " | ".join(f"{r['f1'][c]:.3f}" for c in "NAO~")
