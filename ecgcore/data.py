@@ -22,7 +22,7 @@ from ecgcore.cinc2017 import Dataset, load_dataset, record_number
 from ecgcore.config import ModelConfig
 from ecgcore.errors import DataError
 from ecgcore.models import InputSpec, get_architecture
-from ecgcore.splits import resolve_split
+from ecgcore.splits import Split, resolve_split
 from ecgcore.task import Task
 
 
@@ -120,6 +120,12 @@ def dataset_for(root: str) -> Dataset:
     return _cached_dataset(os.path.abspath(root), stamp)
 
 
+def split_of(dataset: Dataset, data_dir: str, split_name: str, persist: bool = False) -> tuple[np.ndarray, Split]:
+    """The dataset's record numbers and its split (stored, or generated and, with persist, written)."""
+    numbers = np.array([record_number(n) for n in dataset.names])
+    return numbers, resolve_split(data_dir, split_name, numbers, dataset.labels, persist=persist)
+
+
 def make_subset(pipeline: Pipeline, names, labels, raw_signals) -> Subset:
     signals = tuple(pipeline.prepare(s) for s in raw_signals)
     items, owners = pipeline.eval_items(signals)
@@ -128,8 +134,7 @@ def make_subset(pipeline: Pipeline, names, labels, raw_signals) -> Subset:
 
 def load_fold(task: Task) -> FoldData:
     dataset = dataset_for(task.data_dir)
-    numbers = np.array([record_number(n) for n in dataset.names])
-    split = resolve_split(task.data_dir, task.split, numbers, dataset.labels)
+    numbers, split = split_of(dataset, task.data_dir, task.split)
     if task.fold >= len(split.folds):
         raise DataError(f"split {task.split} has {len(split.folds)} folds, no fold {task.fold}")
     index_of = {int(n): i for i, n in enumerate(numbers)}

@@ -17,17 +17,16 @@ starts from "net.*" without the head.
 
 from __future__ import annotations
 
-import copy
 import time
 
 import numpy as np
 import torch
 from torch import nn
 
-from ecgcore import optim
 from ecgcore.config import Pretraining
 from ecgcore.errors import ProjectError
 from ecgcore.models.common import time_mask
+from ecgcore.train import EpochLoop
 
 _EVAL_BATCH = 64
 
@@ -73,74 +72,35 @@ def pretrain(task, net, fold, device, rng, observer, started, info):
     """Train net's encoder on the fold's training records; return a TrainResult of losses."""
     from ecgcore.train import TrainResult
 
-    if fold.pipeline.inputs.kind != "signal":
-        raise ProjectError(f"{task.model.model_name}: pre-training needs a signal architecture")
     loop = _PretrainLoop(task, PretrainNet(net, fold.pipeline.inputs.n_leads).to(device), fold, device, rng,
                          observer, started)
     loop.run()
     loop.model.load_state_dict(loop.best_state)
     info["elapsed_s"] = time.monotonic() - started
     train_loss = evaluate(loop.model, fold.train, fold.pipeline, loop.cfg, device)
-    scores = {"valid": {"loss": loop.best_loss}, "train": {"loss": train_loss}}
+    scores = {"valid": {"loss": loop.best_value}, "train": {"loss": train_loss}}
     return TrainResult(scores, loop.best_epoch, loop.epoch, loop.stop_reason, [], info)
 
 
-class _PretrainLoop:
-    """Epochs of reconstruction training, validation by loss, best model, early stop, time limit."""
+class _PretrainLoop(EpochLoop):
+    """Reconstruction training; the best model has the lowest validation loss.
+
+    The labels only spread the classes over the batches (no oversampling);
+    the objective never sees them.
+    """
+
+    higher_is_better = False
 
     def __init__(self, task, model, fold, device, rng, observer, started):
-        self.task, self.model, self.fold, self.device = task, model, fold, device
-        self.rng, self.observer, self.started = rng, observer, started
-        self.tp, self.cfg = task.model.training_parameters, task.model.pretraining
-        steps = max(1, -(-len(fold.train) // self.tp.batch_size))
-        self.stepper = optim.Stepper(model, self.tp, steps, task.max_epochs, device)
-        self.best_loss, self.best_epoch, self.best_state = float("inf"), 0, None
-        self.epoch, self.stop_reason = 0, "max_epochs"
-        self.deadline = None if task.time_limit_s is None else time.monotonic() + task.time_limit_s
+        super().__init__(task, model, fold, device, rng, observer, started)
+        self.cfg = task.model.pretraining
 
-    def run(self) -> None:
-        pipeline, train_x = self.fold.pipeline, None
-        for epoch in range(1, self.task.max_epochs + 1):
-            if train_x is None or (pipeline.varies and
-                                   (epoch - 1) % self.task.model.data_augmentation.reload_step == 0):
-                train_x = pipeline.train_items(self.fold.train.signals, self.rng)
-            loss, out_of_time = self.train_epoch(train_x)
-            self.epoch = epoch
-            if epoch % self.tp.validation_step == 0 or epoch == self.task.max_epochs or out_of_time:
-                self.validate(epoch, loss)
-                if epoch - self.best_epoch >= self.tp.early_stop_wait:
-                    self.stop_reason = "early_stop"
-                    return
-            if out_of_time and epoch < self.task.max_epochs:
-                self.stop_reason = "time_limit"
-                return
+    def batch_loss(self, x, lengths, batch) -> torch.Tensor:
+        return reconstruction_loss(self.model, x, lengths, self.cfg, self.rng)
 
-    def train_epoch(self, train_x) -> tuple[float, bool]:
-        from ecgcore.train import epoch_batches
-
-        self.model.train()
-        # Labels only spread the classes over the batches; the objective never sees them.
-        lengths = np.array([f.shape[0] for f in train_x])
-        losses = []
-        for batch in epoch_batches(self.fold.train.labels, lengths, self.tp.batch_size, 0.0, self.rng):
-            x, lengths_t = self.fold.pipeline.to_tensors([train_x[i] for i in batch], self.device)
-            with self.stepper.autocast():
-                loss = reconstruction_loss(self.model, x, lengths_t, self.cfg, self.rng)
-            self.stepper.step(loss)
-            losses.append(float(loss.detach()))
-            if self.deadline is not None and time.monotonic() >= self.deadline:
-                return float(np.mean(losses)), True
-        return float(np.mean(losses)), False
-
-    def validate(self, epoch: int, train_loss: float) -> None:
+    def evaluate(self) -> tuple[float, dict]:
         valid = evaluate(self.model, self.fold.valid, self.fold.pipeline, self.cfg, self.device)
-        if valid <= self.best_loss:
-            self.best_loss, self.best_epoch = valid, epoch
-            self.best_state = copy.deepcopy(self.model.state_dict())
-            self.observer.on_best(self.model, epoch)
-        self.observer.on_validation({"epoch": epoch, "best_epoch": self.best_epoch, "train_loss": train_loss,
-                                     "valid_loss": valid, "learning_rate": self.stepper.lr,
-                                     "elapsed_s": time.monotonic() - self.started})
+        return valid, {"valid_loss": valid}
 
 
 @torch.no_grad()

@@ -169,18 +169,24 @@ def predict_proba(model: nn.Module, pipeline: data.Pipeline, items: list[np.ndar
     return out / np.bincount(owners, minlength=n_records)[:, None]
 
 
-class _Loop:
-    """State of one training run: epochs, validation, best model, early stop."""
+class EpochLoop:
+    """Epochs of training with periodic validation, the best model kept, early stop and a time limit.
 
-    def __init__(self, task, model, fold, weights, device, rng, observer, started):
+    Subclasses say what one batch's loss is (`batch_loss`), how a validation
+    scores the model (`evaluate` -> the value that picks the best model and
+    the hotlog row), and whether higher values are better.
+    """
+
+    higher_is_better = True
+    compensation = 0.0  # oversampling of rare classes in the epoch's batches
+
+    def __init__(self, task, model, fold, device, rng, observer, started):
         self.task, self.model, self.fold, self.device = task, model, fold, device
         self.rng, self.observer, self.started = rng, observer, started
         self.tp = task.model.training_parameters
-        self.loss_cfg = task.model.loss_function_parameters
-        self.weights = torch.tensor(weights, dtype=torch.float32, device=device)
         steps = max(1, -(-len(fold.train) // self.tp.batch_size))
         self.stepper = optim.Stepper(model, self.tp, steps, task.max_epochs, device)
-        self.best_score, self.best_epoch, self.best_state = -1.0, 0, None
+        self.best_value, self.best_epoch, self.best_state = None, 0, None
         self.epoch, self.stop_reason = 0, "max_epochs"
         # The limit counts training time, not the reading and preprocessing before it.
         self.deadline = None if task.time_limit_s is None else time.monotonic() + task.time_limit_s
@@ -195,13 +201,12 @@ class _Loop:
                 train_x = pipeline.train_items(self.fold.train.signals, self.rng)
             loss = self.train_epoch(train_x)
             self.epoch = epoch
-            out_of_time = self.out_of_time
-            if epoch % self.tp.validation_step == 0 or epoch == self.task.max_epochs or out_of_time:
+            if epoch % self.tp.validation_step == 0 or epoch == self.task.max_epochs or self.out_of_time:
                 self.validate(epoch, loss)
                 if epoch - self.best_epoch >= self.tp.early_stop_wait:
                     self.stop_reason = "early_stop"
                     break
-            if out_of_time and epoch < self.task.max_epochs:
+            if self.out_of_time and epoch < self.task.max_epochs:
                 self.stop_reason = "time_limit"
                 break
         if self.best_state is None:
@@ -210,14 +215,12 @@ class _Loop:
     def train_epoch(self, train_x: list[np.ndarray]) -> float:
         self.model.train()
         losses = []
-        labels = self.fold.train.labels
         lengths = np.array([f.shape[0] for f in train_x])
-        for batch in epoch_batches(labels, lengths, self.tp.batch_size, self.tp.dataset_compensation,
+        for batch in epoch_batches(self.fold.train.labels, lengths, self.tp.batch_size, self.compensation,
                                    self.rng):
             x, lengths_t = self.fold.pipeline.to_tensors([train_x[i] for i in batch], self.device)
-            y = torch.as_tensor(labels[batch], device=self.device)
             with self.stepper.autocast():
-                loss = self._loss(x, lengths_t, y)
+                loss = self.batch_loss(x, lengths_t, batch)
             self.stepper.step(loss)
             losses.append(float(loss.detach()))
             # The time limit ends training at a batch boundary, so one slow epoch cannot overrun it.
@@ -226,7 +229,35 @@ class _Loop:
                 break
         return float(np.mean(losses))
 
-    def _loss(self, x, lengths, y) -> torch.Tensor:
+    def validate(self, epoch: int, train_loss: float) -> None:
+        value, row = self.evaluate()
+        if self.best_value is None or (value >= self.best_value if self.higher_is_better
+                                       else value <= self.best_value):
+            self.best_value, self.best_epoch = value, epoch  # ties go to the later epoch, as in the reference
+            self.best_state = copy.deepcopy(self.model.state_dict())
+            self.observer.on_best(self.model, epoch)
+        self.observer.on_validation({"epoch": epoch, "best_epoch": self.best_epoch, "train_loss": train_loss,
+                                     **row, "learning_rate": self.stepper.lr,
+                                     "elapsed_s": time.monotonic() - self.started})
+
+    def batch_loss(self, x: torch.Tensor, lengths: torch.Tensor, batch: np.ndarray) -> torch.Tensor:
+        raise NotImplementedError
+
+    def evaluate(self) -> tuple[float, dict]:
+        raise NotImplementedError
+
+
+class _Loop(EpochLoop):
+    """Classification: class-weighted cross-entropy, validation by the official score."""
+
+    def __init__(self, task, model, fold, weights, device, rng, observer, started):
+        super().__init__(task, model, fold, device, rng, observer, started)
+        self.compensation = self.tp.dataset_compensation
+        self.loss_cfg = task.model.loss_function_parameters
+        self.weights = torch.tensor(weights, dtype=torch.float32, device=device)
+
+    def batch_loss(self, x, lengths, batch) -> torch.Tensor:
+        y = torch.as_tensor(self.fold.train.labels[batch], device=self.device)
         if self.tp.mixup > 0 and x.shape[0] > 1:
             x, lengths, perm, lam = optim.mixup(x, lengths, self.tp.mixup, self.rng)
             logits = self.model(x, lengths)
@@ -239,20 +270,13 @@ class _Loop:
             loss = loss + self.loss_cfg.l2_penalty * optim.l2_penalty(self.model)
         return loss
 
-    def validate(self, epoch: int, train_loss: float) -> None:
+    def evaluate(self) -> tuple[float, dict]:
         valid = self._score(self.fold.valid)
-        if valid["score"] >= self.best_score:
-            self.best_score, self.best_epoch = valid["score"], epoch
-            self.best_state = copy.deepcopy(self.model.state_dict())
-            self.observer.on_best(self.model, epoch)
-        row = {"epoch": epoch, "best_epoch": self.best_epoch, "train_loss": train_loss,
-               "valid_accuracy": valid["accuracy"], "valid_score": valid["score"],
-               "valid_f1": valid["f1"]}
+        row = {"valid_accuracy": valid["accuracy"], "valid_score": valid["score"], "valid_f1": valid["f1"]}
         if self.task.log_test_score:
             test = self._score(self.fold.test)
             row.update(test_accuracy=test["accuracy"], test_score=test["score"], test_f1=test["f1"])
-        row.update(learning_rate=self.stepper.lr, elapsed_s=time.monotonic() - self.started)
-        self.observer.on_validation(row)
+        return valid["score"], row
 
     def _score(self, subset) -> dict:
         probs = predict_proba(self.model, self.fold.pipeline, subset.eval_items, subset.owners, len(subset),

@@ -16,11 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ecgcore.cinc2017 import record_number
-from ecgcore.data import dataset_for
+from ecgcore.data import dataset_for, split_of
 from ecgcore.errors import ProjectError
 from ecgcore.metrics import score_report
-from ecgcore.splits import resolve_split
 from orchestrator.foldlog import SCORES, write_json_atomic
 from orchestrator.predict import fold_probabilities
 
@@ -38,8 +36,7 @@ def finished_folds(job_dir: Path) -> list[tuple[Path, dict]]:
 def holdout_records(data_dir: str, split_name: str):
     """(names, labels, signals, fs) of the hold-out part of the split."""
     dataset = dataset_for(data_dir)
-    numbers = np.array([record_number(n) for n in dataset.names])
-    split = resolve_split(data_dir, split_name, numbers, dataset.labels)
+    numbers, split = split_of(dataset, data_dir, split_name)
     if not split.holdout:
         raise ProjectError(f"split {split_name} has no hold-out part; use a split named ..._holdout "
                            "(e.g. split_5_6_14_holdout) to score fold ensembles")

@@ -13,11 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
-from ecgcore.cinc2017 import load_dataset, record_number
+from ecgcore.cinc2017 import load_dataset
+from ecgcore.data import split_of
 from ecgcore.errors import ProjectError
-from ecgcore.splits import resolve_split
 from ecgcore.task import Task
 from orchestrator.config import check_kinds, load_jobs, load_models
 from orchestrator.expand import Overrides, expand, task_table
@@ -56,9 +54,8 @@ def check_data(tasks: list[Task], say: Callable[[str], None]) -> None:
             continue
         seen.add((task.data_dir, task.split))
         started = time.monotonic()
-        dataset = load_dataset(task.data_dir)
-        numbers = np.array([record_number(n) for n in dataset.names])
-        split = resolve_split(task.data_dir, task.split, numbers, dataset.labels, persist=True)
+        dataset = load_dataset(task.data_dir)  # not the per-process cache: the driver need not keep it
+        _, split = split_of(dataset, task.data_dir, task.split, persist=True)
         counts = ", ".join(f"{c} {n}" for c, n in dataset.class_counts().items())
         say(f"dataset {task.data_dir}: {len(dataset)} records ({counts}), "
             f"{split.name} with {len(split.folds)} folds, read in {time.monotonic() - started:.1f} s")
