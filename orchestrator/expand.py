@@ -94,13 +94,17 @@ def _cpus(job: NamedJob, overrides: Overrides) -> float:
 def task_table(tasks: list[Task], jobs: list[NamedJob], overrides: Overrides) -> str:
     """The dry-run preview: one line per task."""
     by_name = {j.name: j for j in jobs}
-    header = f"{'#':>3}  {'task id':<40} {'model':<16} {'split':<16} {'epochs':>6} {'cpu':>4} {'gpu':>4}  data"
+    w_id = max([len("task id"), *(len(t.task_id) for t in tasks)])
+    w_model = max([len("model"), *(len(t.model_file) for t in tasks)])
+    w_split = max([len("split"), *(len(t.split) for t in tasks)])
+    header = (f"{'#':>3}  {'task id':<{w_id}} {'model':<{w_model}} {'split':<{w_split}} {'epochs':>6} "
+              f"{'cpu':>4} {'gpu':>4}  data")
     lines = [header]
     for i, t in enumerate(tasks):
         res = resources(by_name[t.job], overrides, cluster_gpus=0)
         gpu = "auto" if by_name[t.job].config.gpus_per_task is None and overrides.gpus_per_task is None \
             else f"{res['gpu']:g}"
-        lines.append(f"{i:>3}  {t.task_id:<40} {t.model_file:<16} {t.split:<16} {t.max_epochs:>6} "
-                     f"{res['cpu']:>4g} {gpu:>4}  {t.data_dir}")
+        lines.append(f"{i:>3}  {t.task_id:<{w_id}} {t.model_file:<{w_model}} {t.split:<{w_split}} "
+                     f"{t.max_epochs:>6} {res['cpu']:>4g} {gpu:>4}  {t.data_dir}")
     lines.append(f"{len(tasks)} task(s) from {len(jobs)} job(s)")
     return "\n".join(lines)
