@@ -1,0 +1,114 @@
+"""The CinC 2020/2021 challenge metric, with the official scored classes and weight matrices.
+
+The tables ship as package data (ecgcore/tables/, BSD 2-Clause, see
+LICENSE.txt there): weights.csv is the reward matrix over the scored
+classes. In 2021 a header entry "a|b" is one class made of equivalent codes;
+the 2020 matrix lists every code and gives equivalent codes identical rows
+and columns, so they are merged here into the first code's class
+(713427006|59118001, 284470004|63593006, 427172004|17338001): 27 codes ->
+24 classes in 2020, 30 codes -> 26 classes in 2021. Codes outside the
+scored classes are ignored.
+
+The metric follows the challenges' evaluation code: for each recording,
+every pair (scored label l, predicted class p) adds 1 / max(1, |labels
+union outputs|) to A[l, p]; the raw score is sum(weights * A); it is
+normalised to 0 for the classifier that only ever outputs sinus rhythm
+(426783006) and 1 for the perfect one.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+from dataclasses import dataclass
+from importlib import resources
+
+import numpy as np
+
+from ecgcore.errors import DataError
+
+SINUS_RHYTHM = "426783006"
+YEARS = (2020, 2021)
+EQUIVALENT_2020 = (("713427006", "59118001"), ("284470004", "63593006"), ("427172004", "17338001"))
+
+
+@dataclass(frozen=True)
+class ScoredClasses:
+    year: int
+    codes: tuple[tuple[str, ...], ...]  # per class, its SNOMED CT codes (equivalents merged)
+    weights: np.ndarray  # (classes, classes) reward matrix
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple("|".join(c) for c in self.codes)
+
+    def index_of(self, code: str) -> int | None:
+        return self._index.get(code.strip())
+
+    @functools.cached_property
+    def _index(self) -> dict[str, int]:
+        return {code: i for i, codes in enumerate(self.codes) for code in codes}
+
+    def encode(self, code_lists) -> np.ndarray:
+        """(records, classes) bool matrix from each record's codes; unscored codes are dropped."""
+        out = np.zeros((len(code_lists), len(self.codes)), dtype=bool)
+        for i, codes in enumerate(code_lists):
+            for code in codes:
+                j = self.index_of(str(code))
+                if j is not None:
+                    out[i, j] = True
+        return out
+
+
+def read_weights(text: str, where: str) -> tuple[list[str], np.ndarray]:
+    rows = [[cell.strip() for cell in row] for row in csv.reader(text.splitlines()) if row]
+    header = [h for h in rows[0][1:] if h]
+    matrix = np.array([[float(v) for v in row[1:len(header) + 1]] for row in rows[1:]], dtype=np.float64)
+    if matrix.shape != (len(header), len(header)) or [r[0] for r in rows[1:]] != header:
+        raise DataError(f"{where}: not a square weight matrix with matching row and column codes")
+    return header, matrix
+
+
+@functools.cache
+def scored_classes(year: int) -> ScoredClasses:
+    if year not in YEARS:
+        raise DataError(f"no challenge tables for {year}; known years: {', '.join(map(str, YEARS))}")
+    where = f"ecgcore/tables/cinc{year}/weights.csv"
+    text = resources.files("ecgcore").joinpath("tables", f"cinc{year}", "weights.csv").read_text()
+    header, matrix = read_weights(text, where)
+    codes = [tuple(h.split("|")) for h in header]
+    if year == 2020:
+        codes, matrix = _merge_equivalents(codes, matrix, where)
+    return ScoredClasses(year, tuple(codes), matrix)
+
+
+def _merge_equivalents(codes, matrix, where):
+    keep = list(range(len(codes)))
+    flat = [c[0] for c in codes]
+    for first, second in EQUIVALENT_2020:
+        i, j = flat.index(first), flat.index(second)
+        if not (np.array_equal(matrix[i], matrix[j]) and np.array_equal(matrix[:, i], matrix[:, j])):
+            raise DataError(f"{where}: equivalent codes {first} and {second} have different weights")
+        codes[i] = (first, second)
+        keep.remove(j)
+    return [codes[k] for k in keep], matrix[np.ix_(keep, keep)]
+
+
+def modified_confusion(labels: np.ndarray, outputs: np.ndarray) -> np.ndarray:
+    """A[l, p]: per recording, 1/|labels union outputs| for every (label, output) pair."""
+    labels, outputs = labels.astype(np.float64), outputs.astype(np.float64)
+    norm = np.maximum(np.logical_or(labels, outputs).sum(axis=1), 1.0)
+    return (labels / norm[:, None]).T @ outputs
+
+
+def challenge_score(labels: np.ndarray, outputs: np.ndarray, classes: ScoredClasses) -> float:
+    """The normalised challenge metric of binary labels and outputs, (records, classes) each."""
+    sinus = classes.index_of(SINUS_RHYTHM)
+    observed = float(np.sum(classes.weights * modified_confusion(labels, outputs)))
+    correct = float(np.sum(classes.weights * modified_confusion(labels, labels)))
+    inactive_outputs = np.zeros_like(labels, dtype=bool)
+    inactive_outputs[:, sinus] = True
+    inactive = float(np.sum(classes.weights * modified_confusion(labels, inactive_outputs)))
+    if correct == inactive:
+        return 0.0  # as the official code: no recording to tell the two apart
+    return (observed - inactive) / (correct - inactive)
