@@ -112,3 +112,82 @@ def challenge_score(labels: np.ndarray, outputs: np.ndarray, classes: ScoredClas
     if correct == inactive:
         return 0.0  # as the official code: no recording to tell the two apart
     return (observed - inactive) / (correct - inactive)
+
+
+def accuracy(labels: np.ndarray, outputs: np.ndarray) -> float:
+    """Fraction of recordings whose whole set of outputs equals their labels."""
+    return float(np.mean(np.all(labels == outputs, axis=1))) if len(labels) else float("nan")
+
+
+def f_measure(labels: np.ndarray, outputs: np.ndarray) -> float:
+    """Macro F-measure 2TP / (2TP + FP + FN) over the classes where it is defined."""
+    tp = np.sum(labels & outputs, axis=0)
+    fp = np.sum(~labels & outputs, axis=0)
+    fn = np.sum(labels & ~outputs, axis=0)
+    denom = 2 * tp + fp + fn
+    return _nanmean(np.where(denom > 0, 2 * tp / np.maximum(denom, 1), np.nan))
+
+
+def beta_measures(labels: np.ndarray, outputs: np.ndarray, beta: float = 2.0) -> tuple[float, float]:
+    """2020's macro F-beta and G-beta, from confusion counts weighted 1 / (labels of the recording)."""
+    weight = 1.0 / np.maximum(labels.sum(axis=1), 1)[:, None]
+    tp = np.sum((labels & outputs) * weight, axis=0)
+    fp = np.sum((~labels & outputs) * weight, axis=0)
+    fn = np.sum((labels & ~outputs) * weight, axis=0)
+    f_den = (1 + beta ** 2) * tp + fp + beta ** 2 * fn
+    g_den = tp + fp + beta * fn
+    f_beta = np.where(f_den > 0, (1 + beta ** 2) * tp / np.where(f_den > 0, f_den, 1), np.nan)
+    g_beta = np.where(g_den > 0, tp / np.where(g_den > 0, g_den, 1), np.nan)
+    return _nanmean(f_beta), _nanmean(g_beta)
+
+
+def auroc_auprc(labels: np.ndarray, probs: np.ndarray) -> tuple[float, float]:
+    """Macro AUROC (ties count one half) and AUPRC (step-wise, as the challenge code) over defined classes."""
+    aurocs, auprcs = [], []
+    for k in range(labels.shape[1]):
+        y, p = labels[:, k].astype(bool), probs[:, k]
+        n_pos, n_neg = int(y.sum()), int((~y).sum())
+        if n_pos == 0:
+            aurocs.append(np.nan)
+            auprcs.append(np.nan)
+            continue
+        if n_neg:
+            greater = (p[y][:, None] > p[~y][None, :]).sum() + 0.5 * (p[y][:, None] == p[~y][None, :]).sum()
+            aurocs.append(greater / (n_pos * n_neg))
+        else:
+            aurocs.append(np.nan)
+        thresholds = np.unique(p)[::-1]
+        tp = np.array([np.sum(y & (p >= t)) for t in thresholds])
+        predicted = np.array([np.sum(p >= t) for t in thresholds])
+        recall = np.concatenate([[0.0], tp / n_pos])
+        auprcs.append(float(np.sum(np.diff(recall) * tp / predicted)))
+    return _nanmean(np.array(aurocs)), _nanmean(np.array(auprcs))
+
+
+def tune_thresholds(labels: np.ndarray, probs: np.ndarray, classes: ScoredClasses,
+                    grid: np.ndarray | None = None, rounds: int = 3) -> np.ndarray:
+    """Per-class thresholds that maximise the challenge metric, by coordinate search over a grid.
+
+    Starts at 0.5 everywhere; each round tries every grid value for one class
+    at a time, keeping the others, and stops when a round changes nothing.
+    """
+    grid = np.linspace(0.05, 0.95, 19) if grid is None else np.asarray(grid)
+    thresholds = np.full(labels.shape[1], 0.5)
+    best = challenge_score(labels, probs >= thresholds, classes)
+    for _ in range(rounds):
+        changed = False
+        for k in range(labels.shape[1]):
+            for t in grid:
+                trial = thresholds.copy()
+                trial[k] = t
+                score = challenge_score(labels, probs >= trial, classes)
+                if score > best + 1e-12:
+                    best, thresholds, changed = score, trial, True
+        if not changed:
+            break
+    return thresholds
+
+
+def _nanmean(values: np.ndarray) -> float:
+    values = np.asarray(values, dtype=np.float64)
+    return float(np.nanmean(values)) if np.any(~np.isnan(values)) else float("nan")

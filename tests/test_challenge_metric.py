@@ -80,3 +80,54 @@ def test_tables_ship_with_their_licence():
 
     notice = resources.files("ecgcore").joinpath("tables", "LICENSE.txt").read_text()
     assert "BSD 2-Clause" in notice and "PhysioNet/Computing in Cardiology Challenges" in notice
+
+
+def test_accuracy_f_measure_and_beta_measures_by_hand():
+    from ecgcore.challenge import accuracy, beta_measures, f_measure
+
+    labels = np.array([[1, 0], [1, 1], [0, 0]], dtype=bool)
+    outputs = np.array([[1, 0], [1, 0], [0, 1]], dtype=bool)
+    assert accuracy(labels, outputs) == pytest.approx(1 / 3)
+    # class 0: tp 2, fp 0, fn 0 -> 1; class 1: tp 0, fp 1, fn 1 -> 0; macro 0.5
+    assert f_measure(labels, outputs) == pytest.approx(0.5)
+    # weights 1/|labels|: records 1, 1/2, 1 (no label -> 1). class 0: tp 1 + 1/2; class 1: fp 1, fn 1/2.
+    # F2 = 5tp / (5tp + fp + 4fn): class 0 -> 1, class 1 -> 0. G2 = tp / (tp + fp + 2fn): 1 and 0.
+    f2, g2 = beta_measures(labels, outputs, 2.0)
+    assert f2 == pytest.approx(0.5) and g2 == pytest.approx(0.5)
+    labels2 = np.array([[1], [0]], dtype=bool)
+    outputs2 = np.array([[1], [1]], dtype=bool)
+    f2, g2 = beta_measures(labels2, outputs2, 2.0)  # tp 1, fp 1: F2 = 5/6, G2 = 1/2
+    assert f2 == pytest.approx(5 / 6) and g2 == pytest.approx(0.5)
+
+
+def test_auroc_and_auprc_by_hand():
+    from ecgcore.challenge import auroc_auprc
+
+    labels = np.array([[1], [0], [1], [0]], dtype=bool)
+    probs = np.array([[0.9], [0.8], [0.4], [0.1]])
+    # AUROC: positive pairs (0.9 vs 0.8, 0.1; 0.4 vs 0.8, 0.1): 3 of 4 ordered -> 0.75.
+    # AUPRC: thresholds 0.9 (recall 1/2, precision 1), 0.8 (1/2, 1/2), 0.4 (1, 2/3), 0.1 (1, 1/2)
+    #        -> 0.5 * 1 + 0 + 0.5 * 2/3 + 0 = 5/6.
+    auroc, auprc = auroc_auprc(labels, probs)
+    assert auroc == pytest.approx(0.75) and auprc == pytest.approx(5 / 6)
+    tied = auroc_auprc(labels, np.full((4, 1), 0.5))
+    assert tied[0] == pytest.approx(0.5) and tied[1] == pytest.approx(0.5)
+    # A class without positives is left out of the macro average, as in the challenge code.
+    both = auroc_auprc(np.hstack([labels, np.zeros((4, 1), bool)]), np.hstack([probs, probs]))
+    assert both == pytest.approx((0.75, 5 / 6))
+
+
+def test_threshold_tuning_finds_thresholds_the_metric_prefers():
+    from ecgcore.challenge import tune_thresholds
+
+    c = scored_classes(2021)
+    rng = np.random.default_rng(0)
+    codes = [AF, AFL, SINUS_RHYTHM, "270492004"]
+    labels = c.encode([[codes[i]] for i in rng.integers(0, 4, 60)])
+    # The model is right but under-confident: positives score 0.3, negatives 0.1, so 0.5 finds nothing.
+    probs = np.where(labels, 0.3, 0.1)
+    assert challenge_score(labels, probs >= 0.5, c) < 0.5
+    thresholds = tune_thresholds(labels, probs, c)
+    assert challenge_score(labels, probs >= thresholds, c) == pytest.approx(1.0)
+    for code in codes:
+        assert 0.1 < thresholds[c.index_of(code)] <= 0.3
