@@ -65,6 +65,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("ensemble", help="score a job's fold models together on its split's hold-out part")
     p.add_argument("job_dir", help="a job folder, log/<arch>/<job>")
 
+    p = sub.add_parser("score", help="CinC 2020/2021 metrics of challenge output files against header labels")
+    p.add_argument("--labels", required=True, help="folder of .hea files (their #Dx codes are the labels)")
+    p.add_argument("--outputs", required=True, help="folder of <record>.csv challenge output files")
+    p.add_argument("--year", type=int, choices=(2020, 2021), default=2021, help="which challenge's metric")
+    p.add_argument("--json", action="store_true", help="print the metrics as JSON")
+
     p = sub.add_parser("split", help="write a stratified k-fold split into DATASET/splits/")
     p.add_argument("dataset")
     p.add_argument("--folds", type=_positive_int, default=5)
@@ -111,6 +117,10 @@ def dispatch(args: argparse.Namespace) -> int:
         from orchestrator.ensemble import ensemble
 
         return ensemble(args.job_dir)
+    if args.command == "score":
+        from orchestrator.score import score
+
+        return score(args.labels, args.outputs, args.year, args.json)
     if args.command == "split":
         from orchestrator.commands import write_split_command
 
