@@ -72,6 +72,18 @@ def tiny_signal_model(**sections) -> dict:
     return model
 
 
+def assert_backward_reaches_every_parameter(net, x, lengths) -> None:
+    """One forward/backward of a 4-class net: logits of the right shape, a finite gradient everywhere."""
+    import torch
+
+    logits = net(x, lengths)
+    assert logits.shape == (x.shape[0], 4)
+    targets = torch.arange(x.shape[0]) % 4
+    torch.nn.functional.cross_entropy(logits, targets).backward()
+    for name, p in net.named_parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all(), name
+
+
 def write_json(path: Path, content) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(content, indent=2))

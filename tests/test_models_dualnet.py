@@ -12,6 +12,7 @@ from ecgcore.models.dualnet import DualNetParams
 from ecgcore.models.dualnet_blocks import log_spectrogram, signal_windows
 from orchestrator.config import parse_model
 from orchestrator.schema import read_json
+from tests.conftest import assert_backward_reaches_every_parameter
 
 MODELS = Path(__file__).resolve().parent.parent / "models"
 # README of ChristophReich1996/ECG_Classification (with PAU). Ours use PReLU: 11 activations x (10 - 1) = 99 fewer.
@@ -58,11 +59,7 @@ def test_shipped_files_match_the_published_sizes(file, published, exact):
 def test_forward_backward_reaches_every_parameter(encoder, n_leads):
     net = _net(TINY[encoder], n_leads, drop=0.2).train()
     x, lengths = torch.randn(3, n_leads, 200), torch.tensor([200, 90, 20])
-    logits = net(x, lengths)
-    assert logits.shape == (3, 4)
-    torch.nn.functional.cross_entropy(logits, torch.tensor([0, 1, 3])).backward()
-    for name, p in net.named_parameters():
-        assert p.grad is not None and torch.isfinite(p.grad).all(), name
+    assert_backward_reaches_every_parameter(net, x, lengths)
 
 
 @pytest.mark.parametrize("encoder", ["lstm", "transformer"])
