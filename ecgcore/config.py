@@ -30,6 +30,10 @@ class Preprocessing:
                                     "per record, evaluation averages windows over the record", min=16)
     window_stride: int | None = spec(None, "step between evaluation windows (null: window // 2)", min=1)
     standardize: bool = spec(False, "scale each lead of each record to zero mean, unit variance")
+    bandpass: tuple[float, ...] | None = spec(None, "[low, high] Hz: zero-phase order-3 Butterworth band-pass "
+                                                    "of every record (null: none)", length=2, min=0.0)
+    notch: float | None = spec(None, "remove this mains frequency (50 or 60 Hz) with a zero-phase notch",
+                               min=1.0)
 
 
 @dataclass(frozen=True)

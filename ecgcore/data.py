@@ -40,7 +40,13 @@ class Pipeline:
         self.stride = self.pre.window_stride or max(1, (self.pre.window or 2) // 2)
 
     def prepare(self, signal: np.ndarray) -> np.ndarray:
-        x = preprocess.resample(np.atleast_2d(signal).astype(np.float32), self.source_fs, self.fs)
+        """Filters at the source rate, then resampling, then standardisation."""
+        x = np.atleast_2d(signal).astype(np.float32)
+        if self.pre.notch is not None:
+            x = preprocess.notch(x, self.source_fs, self.pre.notch)
+        if self.pre.bandpass is not None:
+            x = preprocess.bandpass(x, self.source_fs, *self.pre.bandpass)
+        x = preprocess.resample(x, self.source_fs, self.fs)
         return preprocess.standardize(x) if self.pre.standardize else x
 
     def features(self, x: np.ndarray) -> np.ndarray:

@@ -15,6 +15,8 @@ from fractions import Fraction
 import numpy as np
 from scipy import signal as sps
 
+from ecgcore.errors import DataError
+
 
 def log_spectrogram(x: np.ndarray, fs: float, nperseg: int, noverlap: int) -> np.ndarray:
     """(frames, nperseg // 2 + 1) float32 log power spectrogram of a 1-D signal."""
@@ -39,6 +41,28 @@ def resample(x: np.ndarray, fs_in: float, fs_out: float) -> np.ndarray:
         return x
     ratio = Fraction(fs_out / fs_in).limit_denominator(1000)
     return sps.resample_poly(x, ratio.numerator, ratio.denominator, axis=-1).astype(np.float32)
+
+
+def bandpass(x: np.ndarray, fs: float, low: float, high: float) -> np.ndarray:
+    """Zero-phase order-3 Butterworth band-pass of each lead (baseline wander and high-frequency noise)."""
+    if not 0 < low < high < fs / 2:
+        raise DataError(f"preprocessing.bandpass [{low}, {high}] Hz needs 0 < low < high < fs/2 = {fs / 2:g}")
+    sos = sps.butter(3, [low, high], btype="bandpass", fs=fs, output="sos")
+    return _filtfilt(sos, x)
+
+
+def notch(x: np.ndarray, fs: float, freq: float, quality: float = 30.0) -> np.ndarray:
+    """Zero-phase notch at freq (mains interference), bandwidth freq / quality."""
+    if not 0 < freq < fs / 2:
+        raise DataError(f"preprocessing.notch {freq} Hz needs 0 < notch < fs/2 = {fs / 2:g}")
+    b, a = sps.iirnotch(freq, quality, fs=fs)
+    return _filtfilt(sps.tf2sos(b, a), x)
+
+
+def _filtfilt(sos: np.ndarray, x: np.ndarray) -> np.ndarray:
+    # A record shorter than the default padding is filtered with what padding it allows.
+    padlen = min(3 * (2 * len(sos) + 1), x.shape[-1] - 1)
+    return sps.sosfiltfilt(sos, x, axis=-1, padlen=max(padlen, 0)).astype(np.float32)
 
 
 def standardize(x: np.ndarray) -> np.ndarray:

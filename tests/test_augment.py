@@ -91,3 +91,25 @@ def test_spectrogram_flag_must_match_the_architecture():
 
     with pytest.raises(ConfigError, match=r"preprocessing.spectrogram: GlobalSkipNet takes signal input"):
         parse_model(tiny_signal_model(preprocessing={"spectrogram": True}), "m.json")
+
+
+def test_bandpass_and_notch_preprocessing():
+    fs = 500.0
+    t = np.arange(5000) / fs
+    x = np.stack([np.sin(2 * np.pi * 10 * t) + 1.5 + 0.5 * np.sin(2 * np.pi * 50 * t)]).astype(np.float32)
+
+    def amp(y, f):
+        spec = np.abs(np.fft.rfft(y[0, 1000:-1000])) / 1500
+        return spec[np.argmin(np.abs(np.fft.rfftfreq(3000, 1 / fs) - f))]
+
+    notched = preprocess.notch(x, fs, 50.0)
+    assert amp(notched, 50) < 0.02 * amp(x, 50) and amp(notched, 10) == pytest.approx(amp(x, 10), rel=0.02)
+    banded = preprocess.bandpass(x, fs, 0.5, 40.0)
+    assert abs(banded[0, 1000:-1000].mean()) < 0.02 and amp(banded, 10) == pytest.approx(amp(x, 10), rel=0.05)
+    assert amp(banded, 50) < 0.5 * amp(x, 50)
+    with pytest.raises(Exception, match=r"bandpass \[0.5, 300.0\] Hz needs 0 < low < high < fs/2 = 250"):
+        preprocess.bandpass(x, fs, 0.5, 300.0)
+    # From a model file: the pipeline filters at the source rate before resampling.
+    model = parse_model(tiny_signal_model(preprocessing={"fs": 250, "notch": 50, "bandpass": [0.5, 40]}), "m.json")
+    prepared = Pipeline(model, fs, 1).prepare(x)
+    assert prepared.shape == (1, 2500) and abs(prepared[0, 500:-500].mean()) < 0.05
