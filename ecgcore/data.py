@@ -30,7 +30,6 @@ class Pipeline:
     """Record (leads, samples) at the source rate -> model inputs, per a model file."""
 
     def __init__(self, model: ModelConfig, source_fs: float, n_leads: int):
-        self.model = model
         self.pre, self.aug = model.preprocessing, model.data_augmentation
         kind = get_architecture(model.model_name).input
         self.source_fs = float(source_fs)

@@ -40,7 +40,8 @@ def holdout_records(data_dir: str, split_name: str):
     if not split.holdout:
         raise ProjectError(f"split {split_name} has no hold-out part; use a split named ..._holdout "
                            "(e.g. split_5_6_14_holdout) to score fold ensembles")
-    index = [i for i, n in enumerate(numbers) if int(n) in set(split.holdout)]
+    held = set(split.holdout)
+    index = [i for i, n in enumerate(numbers) if int(n) in held]
     return ([dataset.names[i] for i in index], dataset.labels[index], [dataset.signals[i] for i in index],
             dataset.fs)
 

@@ -74,7 +74,7 @@ def collect(log_dir: Path, architecture: str) -> list[JobSummary]:
                 if scores.get("kind", "classify") == "pretrain":
                     losses.append((scores["fold"], scores["valid"]["loss"]))
                     continue
-                rows.append(_row(scores))
+                rows.append(_row(scores["fold"], scores["test"]))
                 naive.append(naive_row(scores))
         if rows or expected:
             by_fold = operator.itemgetter("fold")
@@ -86,15 +86,13 @@ def collect(log_dir: Path, architecture: str) -> list[JobSummary]:
 
 
 def ensemble_row(ens: dict) -> dict:
-    report = ens["ensemble"]
-    return {"fold": "ens(HO)", "score": report["score"], **{f"F1_{c}": report["f1"][c] for c in CLASSES},
-            "accuracy": report["accuracy"]}
+    return _row("ens(HO)", ens["ensemble"])
 
 
-def _row(scores: dict) -> dict:
-    test = scores["test"]
-    return {"fold": scores["fold"], "score": test["score"],
-            **{f"F1_{c}": test["f1"][c] for c in CLASSES}, "accuracy": test["accuracy"]}
+def _row(fold, report: dict) -> dict:
+    """A table row from a score_report (a fold's test scores, or the hold-out ensemble's)."""
+    return {"fold": fold, "score": report["score"],
+            **{f"F1_{c}": report["f1"][c] for c in CLASSES}, "accuracy": report["accuracy"]}
 
 
 def naive_row(scores: dict) -> dict:

@@ -84,6 +84,28 @@ def assert_backward_reaches_every_parameter(net, x, lengths) -> None:
         assert p.grad is not None and torch.isfinite(p.grad).all(), name
 
 
+def assert_padding_invariant(net, n_leads: int, short: int, long: int, rtol: float) -> None:
+    """Eval mode: a record alone and the same record padded with garbage beside a longer one agree.
+
+    Both the logits and the encoder features (valid steps equal, padded steps zero) are checked.
+    """
+    import torch
+
+    short_x = torch.randn(1, n_leads, short)
+    alone = net(short_x, torch.tensor([short]))
+    batch = torch.zeros(2, n_leads, long)
+    batch[0, :, :short] = short_x[0]
+    batch[0, :, short:] = 1e4  # garbage in the padding must not leak in
+    batch[1] = torch.randn(n_leads, long)
+    together = net(batch, torch.tensor([short, long]))
+    torch.testing.assert_close(together[0], alone[0], atol=1e-5, rtol=rtol)
+    feats_alone, n_alone = net.encode(short_x, torch.tensor([short]))
+    feats, n = net.encode(batch, torch.tensor([short, long]))
+    assert n[0] == n_alone[0] and feats.shape[2] > feats_alone.shape[2]
+    torch.testing.assert_close(feats[0, :, :n[0]], feats_alone[0], atol=1e-5, rtol=rtol)
+    assert (feats[0, :, n[0]:] == 0).all()
+
+
 def write_json(path: Path, content) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(content, indent=2))
