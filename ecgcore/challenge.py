@@ -37,10 +37,15 @@ class ScoredClasses:
     year: int
     codes: tuple[tuple[str, ...], ...]  # per class, its SNOMED CT codes (equivalents merged)
     weights: np.ndarray  # (classes, classes) reward matrix
+    abbreviations: tuple[str, ...] = ()  # per class, e.g. "AF", "CRBBB|RBBB" (dx_mapping_scored.csv)
 
     @property
     def names(self) -> tuple[str, ...]:
         return tuple("|".join(c) for c in self.codes)
+
+    @property
+    def sinus(self) -> int:
+        return self._index[SINUS_RHYTHM]
 
     def index_of(self, code: str) -> int | None:
         return self._index.get(code.strip())
@@ -79,7 +84,16 @@ def scored_classes(year: int) -> ScoredClasses:
     codes = [tuple(h.split("|")) for h in header]
     if year == 2020:
         codes, matrix = _merge_equivalents(codes, matrix, where)
-    return ScoredClasses(year, tuple(codes), matrix)
+    abbrev = _abbreviations(year)
+    names = tuple("|".join(dict.fromkeys(abbrev.get(c, c) for c in group)) for group in codes)
+    return ScoredClasses(year, tuple(codes), matrix, names)
+
+
+def _abbreviations(year: int) -> dict[str, str]:
+    """SNOMED CT code -> the challenge's abbreviation (AF, SNR, ...)."""
+    text = resources.files("ecgcore").joinpath("tables", f"cinc{year}", "dx_mapping_scored.csv").read_text()
+    rows = list(csv.reader(text.splitlines()))
+    return {row[1].strip(): row[2].strip() for row in rows[1:] if len(row) > 2}
 
 
 def _merge_equivalents(codes, matrix, where):
@@ -186,6 +200,17 @@ def tune_thresholds(labels: np.ndarray, probs: np.ndarray, classes: ScoredClasse
         if not changed:
             break
     return thresholds
+
+
+def challenge_metrics(labels: np.ndarray, binary: np.ndarray, probs: np.ndarray, classes: ScoredClasses) -> dict:
+    """Every metric of the year's evaluation: the challenge metric, AUROC, AUPRC, accuracy, F-measure
+    (and F-beta, G-beta with beta 2 for 2020)."""
+    auroc, auprc = auroc_auprc(labels, probs)
+    out = {"challenge_metric": challenge_score(labels, binary, classes), "auroc": auroc, "auprc": auprc,
+           "accuracy": accuracy(labels, binary), "f_measure": f_measure(labels, binary)}
+    if classes.year == 2020:
+        out["f_beta"], out["g_beta"] = beta_measures(labels, binary, 2.0)
+    return out
 
 
 def _nanmean(values: np.ndarray) -> float:

@@ -161,7 +161,8 @@ class Dataset12:
         return [source_of(h.record) for h in self.headers]
 
 
-def load_dataset(root: str | Path) -> Dataset12:
+def load_dataset(root: str | Path, warn: bool = True) -> Dataset12:
+    """Every record below root; with warn, one warning per kind of quirk found (not per record)."""
     root = Path(root)
     heas = sorted(root.rglob("*.hea"), key=lambda p: p.stem)
     if not heas:
@@ -175,6 +176,6 @@ def load_dataset(root: str | Path) -> Dataset12:
         headers.append(header)
         signals.append(signal)
         quirks.update(set(header.quirks))
-    for quirk, count in sorted(quirks.items()):
+    for quirk, count in sorted(quirks.items()) if warn else ():
         warnings.warn(f"{root}: {count} record(s): {quirk} (read anyway)", stacklevel=2)
     return Dataset12(str(root), headers, signals, quirks)

@@ -13,6 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+STANDARD_LEADS = ("I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6")
+LOSSES = ("auto", "cross_entropy", "bce", "weighted_bce", "confusion_bce", "challenge")
+
 
 def spec(default: Any, help: str, **bounds: Any) -> Any:
     """A dataclass field with a default, a help text and optional bounds."""
@@ -34,6 +37,10 @@ class Preprocessing:
                                                     "of every record (null: none)", length=2, min=0.0)
     notch: float | None = spec(None, "remove this mains frequency (50 or 60 Hz) with a zero-phase notch",
                                min=1.0)
+    leads: tuple[str, ...] | None = spec(None, "12-lead data: use these leads, by name, in this order (2021's "
+                                               "subsets: 6 = I II III aVR aVL aVF, 4 = I II III V2, "
+                                               "3 = I II V2, 2 = I II; null: every lead)",
+                                         choices=STANDARD_LEADS)
 
 
 @dataclass(frozen=True)
@@ -42,6 +49,10 @@ class LossFunctionParameters:
     class_penalty: float = spec(
         0.2, "c in the class weight (1-c) + c*100/class_percent", min=0.0, max=1.0)
     label_smoothing: float = spec(0.0, "label smoothing of the cross-entropy targets", min=0.0, max=0.5)
+    loss: str = spec("auto", "cross_entropy (CinC 2017); for the multi-label 2020/2021 track bce, weighted_bce "
+                             "(positive weight (1-c) + c*negatives/positives, c = class_penalty), "
+                             "confusion_bce (DSAIL_SNU) or challenge (BUT, differentiable challenge metric); "
+                             "auto: cross_entropy for 2017, bce for 2020/2021", choices=LOSSES)
 
 
 @dataclass(frozen=True)

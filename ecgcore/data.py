@@ -1,6 +1,7 @@
 """From a Task to model inputs: dataset, fold subsets, the input pipeline, batches.
 
-The dataset is read once per process and kept (trial actors are reused, so a
+The task's challenge picks the track (ecgcore.tracks) that reads the dataset
+and splits it. The dataset is read once per process and kept (trial actors are reused, so a
 second fold on the same worker does not re-read it). `Pipeline` turns a
 record into what the architecture takes (see ecgcore.models): it resamples
 and standardises once per record, augments and draws random windows for
@@ -18,34 +19,46 @@ import numpy as np
 import torch
 
 from ecgcore import augment, preprocess
-from ecgcore.cinc2017 import Dataset, load_dataset, record_number
 from ecgcore.config import ModelConfig
 from ecgcore.errors import DataError
 from ecgcore.models import InputSpec, get_architecture
-from ecgcore.splits import Split, resolve_split
+from ecgcore.splits import Split
 from ecgcore.task import Task
+from ecgcore.tracks import Records, track_for
 
 
 class Pipeline:
-    """Record (leads, samples) at the source rate -> model inputs, per a model file."""
+    """Record (leads, samples) at its own rate -> model inputs, per a model file."""
 
     def __init__(self, model: ModelConfig, source_fs: float, n_leads: int):
         self.pre, self.aug = model.preprocessing, model.data_augmentation
         kind = get_architecture(model.model_name).input
         self.source_fs = float(source_fs)
         self.fs = float(self.pre.fs or source_fs)
+        self.n_leads = len(self.pre.leads) if self.pre.leads else n_leads
         n_freqs = self.pre.nperseg // 2 + 1 if kind == "spectrogram" else None
-        self.inputs = InputSpec(kind, n_leads, self.fs, self.pre.window, n_freqs)
+        self.inputs = InputSpec(kind, self.n_leads, self.fs, self.pre.window, n_freqs)
         self.stride = self.pre.window_stride or max(1, (self.pre.window or 2) // 2)
 
-    def prepare(self, signal: np.ndarray) -> np.ndarray:
-        """Filters at the source rate, then resampling, then standardisation."""
+    def prepare(self, signal: np.ndarray, fs: float | None = None, leads: tuple[str, ...] = ()) -> np.ndarray:
+        """Lead selection, filters at the record's rate, resampling, standardisation."""
+        fs = self.source_fs if fs is None else float(fs)
+        if self.pre.fs is None and fs != self.source_fs:
+            raise DataError(f"recorded at {fs:g} Hz where others are at {self.source_fs:g} Hz: set "
+                            "preprocessing.fs in the model file to resample every record to one rate")
         x = np.atleast_2d(signal).astype(np.float32)
+        if self.pre.leads:
+            missing = [lead for lead in self.pre.leads if lead not in leads]
+            if missing:
+                raise DataError(f"has no lead {', '.join(missing)} (its leads: {' '.join(leads)})")
+            x = x[[leads.index(lead) for lead in self.pre.leads]]
+        if x.shape[0] != self.n_leads:
+            raise DataError(f"has {x.shape[0]} leads, the model takes {self.n_leads}")
         if self.pre.notch is not None:
-            x = preprocess.notch(x, self.source_fs, self.pre.notch)
+            x = preprocess.notch(x, fs, self.pre.notch)
         if self.pre.bandpass is not None:
-            x = preprocess.bandpass(x, self.source_fs, *self.pre.bandpass)
-        x = preprocess.resample(x, self.source_fs, self.fs)
+            x = preprocess.bandpass(x, fs, *self.pre.bandpass)
+        x = preprocess.resample(x, fs, self.fs)
         return preprocess.standardize(x) if self.pre.standardize else x
 
     def features(self, x: np.ndarray) -> np.ndarray:
@@ -98,6 +111,7 @@ class Subset:
     signals: tuple[np.ndarray, ...]  # prepared: (leads, samples) at the pipeline's rate
     eval_items: list[np.ndarray] = field(default_factory=list)
     owners: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    sources: tuple[str, ...] = ()
 
     def __len__(self) -> int:
         return len(self.names)
@@ -112,44 +126,54 @@ class FoldData:
 
 
 @functools.lru_cache(maxsize=2)
-def _cached_dataset(root: str, stamp: float) -> Dataset:
-    return load_dataset(root)
+def _cached_records(challenge: int, root: str, stamp: float, warn: bool) -> Records:
+    return track_for(challenge).read(root, warn=warn)
 
 
-def dataset_for(root: str) -> Dataset:
-    """The dataset at root, cached per process while REFERENCE.csv is unchanged."""
+def dataset_for(challenge: int, root: str, warn: bool = False) -> Records:
+    """The dataset at root, cached per process while its label file (or, for 12-lead data, the folder) is
+    unchanged. Reader warnings are off by default: `submit` reports them once before the trials start."""
+    marker = os.path.join(root, "REFERENCE.csv") if challenge == 2017 else root
     try:
-        stamp = os.stat(os.path.join(root, "REFERENCE.csv")).st_mtime
+        stamp = os.stat(marker).st_mtime
     except OSError:
         stamp = 0.0
-    return _cached_dataset(os.path.abspath(root), stamp)
+    return _cached_records(challenge, os.path.abspath(root), stamp, warn)
 
 
-def split_of(dataset: Dataset, data_dir: str, split_name: str, persist: bool = False) -> tuple[np.ndarray, Split]:
-    """The dataset's record numbers and its split (stored, or generated and, with persist, written)."""
-    numbers = np.array([record_number(n) for n in dataset.names])
-    return numbers, resolve_split(data_dir, split_name, numbers, dataset.labels, persist=persist)
+def pipeline_for(model: ModelConfig, records: Records) -> Pipeline:
+    return Pipeline(model, records.fs[0], np.atleast_2d(records.signals[0]).shape[0])
 
 
-def make_subset(pipeline: Pipeline, names, labels, raw_signals) -> Subset:
-    signals = tuple(pipeline.prepare(s) for s in raw_signals)
+def split_of(records: Records, challenge: int, split_name: str, persist: bool = False) -> tuple[list, Split]:
+    """The dataset's record ids and its split (stored, or generated and, with persist, written)."""
+    return track_for(challenge).split(records, split_name, persist=persist)
+
+
+def make_subset(pipeline: Pipeline, records: Records) -> Subset:
+    signals = []
+    for name, signal, fs, leads in zip(records.names, records.signals, records.fs, records.leads, strict=True):
+        try:
+            signals.append(pipeline.prepare(signal, fs, leads))
+        except DataError as exc:
+            raise DataError(f"{records.root}: record {name} {exc}") from None
     items, owners = pipeline.eval_items(signals)
-    return Subset(tuple(names), np.asarray(labels), signals, items, owners)
+    return Subset(tuple(records.names), np.asarray(records.targets), tuple(signals), items, owners,
+                  tuple(records.sources))
 
 
 def load_fold(task: Task) -> FoldData:
-    dataset = dataset_for(task.data_dir)
-    numbers, split = split_of(dataset, task.data_dir, task.split)
+    records = dataset_for(task.challenge, task.data_dir)
+    ids, split = split_of(records, task.challenge, task.split)
     if task.fold >= len(split.folds):
         raise DataError(f"split {task.split} has {len(split.folds)} folds, no fold {task.fold}")
-    index_of = {int(n): i for i, n in enumerate(numbers)}
+    index_of = {n: i for i, n in enumerate(ids)}
     fold = split.folds[task.fold]
-    pipeline = Pipeline(task.model, dataset.fs, np.atleast_2d(dataset.signals[0]).shape[0])
+    pipeline = pipeline_for(task.model, records)
     parts = {}
     for part in ("train", "valid", "test"):
         idx = [index_of[n] for n in getattr(fold, part)]
         if not idx:
             raise DataError(f"split {task.split} fold {task.fold}: the {part} set is empty")
-        parts[part] = make_subset(pipeline, [dataset.names[i] for i in idx], dataset.labels[idx],
-                                  [dataset.signals[i] for i in idx])
+        parts[part] = make_subset(pipeline, records.take(idx))
     return FoldData(parts["train"], parts["valid"], parts["test"], pipeline)

@@ -7,8 +7,11 @@ combination as far as the counts allow; records without a scored label are
 dealt last, to the folds that want most records. Leave-source-out makes one
 fold per source database: it tests on that database and never trains on it,
 the protocol under which the CinC 2020 entries' scores collapsed (BUT 0.696
--> 0.202, DSAIL 0.688 -> 0.420). Both return a fold id per record; the fold
-files and the job wiring are the 12-lead track's (issue 4).
+-> 0.202, DSAIL 0.688 -> 0.420). Both give a fold id per record;
+`generate_multilabel_split` turns them into a Split of record names with the
+same parts as the CinC 2017 splits (split_<folds>_<tv>_<seed>[_holdout]:
+test folds of 1/folds, valid 1/tv of the rest; sources_<tv>_<seed>: test on
+one source, valid 1/tv of the other sources' records).
 """
 
 from __future__ import annotations
@@ -16,6 +19,49 @@ from __future__ import annotations
 import numpy as np
 
 from ecgcore.errors import DataError
+from ecgcore.splits import (
+    Fold,
+    Split,
+    has_holdout,
+    is_sources_split,
+    parse_sources_name,
+    parse_split_name,
+    split_properties,
+)
+
+
+def generate_multilabel_split(names, labels: np.ndarray, sources, name: str) -> Split:
+    """A split of record names from a (records, classes) bool label matrix and each record's source."""
+    names = np.asarray(names, dtype=object)
+    labels = np.asarray(labels, dtype=bool)
+    if is_sources_split(name):
+        tv, seed = parse_sources_name(name)
+        source_names, fold_of = leave_source_out(list(sources))
+        tests = [np.flatnonzero(fold_of == k) for k in range(len(source_names))]
+        properties = {"name": name, "kind": "leave-source-out", "inputs": {"(train+valid)/valid": tv, "seed": seed},
+                      "test sources": source_names}
+        pool, holdout = np.arange(len(names)), np.zeros(0, dtype=int)
+    else:
+        n_folds, tv, seed = parse_split_name(name)
+        pool, holdout = np.arange(len(names)), np.zeros(0, dtype=int)
+        if has_holdout(name):
+            part = iterative_stratification(labels, n_folds + 1, seed)
+            pool, holdout = np.flatnonzero(part < n_folds), np.flatnonzero(part == n_folds)
+        test_of = iterative_stratification(labels[pool], n_folds, seed)
+        tests = [pool[test_of == k] for k in range(n_folds)]
+        properties = {**split_properties(n_folds, tv, seed, has_holdout(name)), "kind": "iterative stratification"}
+    folds = []
+    for k, test in enumerate(tests):
+        rest = np.setdiff1d(pool, test)
+        if rest.size < tv:
+            raise DataError(f"split {name}: fold {k} leaves {rest.size} records for training and validation")
+        valid_part = iterative_stratification(labels[rest], tv, seed) == 0
+        parts = (rest[~valid_part], rest[valid_part], test)
+        folds.append(Fold(*(tuple(sorted(names[p].tolist())) for p in parts)))
+        for part, ids in zip(("train", "valid", "test"), parts, strict=True):
+            if ids.size == 0:
+                raise DataError(f"split {name}: the {part} set of fold {k} would be empty ({len(names)} records)")
+    return Split(name, tuple(folds), properties, tuple(sorted(names[holdout].tolist())))
 
 
 def iterative_stratification(labels: np.ndarray, n_folds: int, seed: int) -> np.ndarray:

@@ -25,10 +25,8 @@ from torch import nn
 
 from ecgcore.config import Pretraining
 from ecgcore.errors import ProjectError
+from ecgcore.loop import EVAL_BATCH, EpochLoop, TrainResult
 from ecgcore.models.common import time_mask
-from ecgcore.train import EpochLoop
-
-_EVAL_BATCH = 64
 
 
 class PretrainNet(nn.Module):
@@ -70,8 +68,6 @@ def reconstruction_loss(model: PretrainNet, x, lengths, cfg: Pretraining, rng) -
 
 def pretrain(task, net, fold, device, rng, observer, started, info):
     """Train net's encoder on the fold's training records; return a TrainResult of losses."""
-    from ecgcore.train import TrainResult
-
     loop = _PretrainLoop(task, PretrainNet(net, fold.pipeline.inputs.n_leads).to(device), fold, device, rng,
                          observer, started)
     loop.run()
@@ -79,7 +75,7 @@ def pretrain(task, net, fold, device, rng, observer, started, info):
     info["elapsed_s"] = time.monotonic() - started
     train_loss = evaluate(loop.model, fold.train, fold.pipeline, loop.cfg, device)
     scores = {"valid": {"loss": loop.best_value}, "train": {"loss": train_loss}}
-    return TrainResult(scores, loop.best_epoch, loop.epoch, loop.stop_reason, [], info)
+    return TrainResult(scores, loop.best_epoch, loop.epoch, loop.stop_reason, info=info)
 
 
 class _PretrainLoop(EpochLoop):
@@ -110,8 +106,8 @@ def evaluate(model: PretrainNet, subset, pipeline, cfg: Pretraining, device) -> 
     rng = np.random.default_rng(0)  # the same hidden spans at every validation
     items = subset.eval_items
     total, weight = 0.0, 0
-    for start in range(0, len(items), _EVAL_BATCH):
-        x, lengths = pipeline.to_tensors(items[start:start + _EVAL_BATCH], device)
+    for start in range(0, len(items), EVAL_BATCH):
+        x, lengths = pipeline.to_tensors(items[start:start + EVAL_BATCH], device)
         total += float(reconstruction_loss(model, x, lengths, cfg, rng)) * x.shape[0]
         weight += x.shape[0]
     return total / max(weight, 1)

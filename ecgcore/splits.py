@@ -6,7 +6,10 @@ record numbers, A00005 -> 5) plus `properties.json`, in
 `<dataset>/splits/<name>/`. Each test fold is 1/folds of every class; the
 rest is split so that (train+valid)/valid = tv, as in the reference
 repository (its split_5_6_14 trains on 10/15 and validates on 2/15 of the
-records). A name ending in `_holdout` (split_5_6_14_holdout) first sets
+records). For the 12-lead datasets, whose record numbers collide across
+source databases, the files list record names and the split is made by
+ecgcore.multisplit (iterative stratification, or one fold per source for a
+split named `sources_<tv>_<seed>`). A name ending in `_holdout` (split_5_6_14_holdout) first sets
 1/(folds+1) of every class aside in `holdout.json`: no fold trains,
 validates or tests on it, so the fold models' ensemble can be scored there.
 Generation follows the reference's algorithm step by step (a seeded shuffle
@@ -21,6 +24,7 @@ import math
 import os
 import re
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import reduce
 from pathlib import Path
@@ -30,15 +34,17 @@ import numpy as np
 from ecgcore.errors import DataError
 
 SPLIT_NAME = re.compile(r"^split_(\d+)_(\d+)_(\d+)(_holdout)?$")
+SOURCES_NAME = re.compile(r"^sources_(\d+)_(\d+)$")
+RecordId = int | str  # a record number (CinC 2017, the reference layout) or a record name (12-lead)
 
 
 @dataclass(frozen=True)
 class Fold:
-    """Record numbers of one fold."""
+    """Record ids of one fold."""
 
-    train: tuple[int, ...]
-    valid: tuple[int, ...]
-    test: tuple[int, ...]
+    train: tuple[RecordId, ...]
+    valid: tuple[RecordId, ...]
+    test: tuple[RecordId, ...]
 
 
 @dataclass(frozen=True)
@@ -46,7 +52,7 @@ class Split:
     name: str
     folds: tuple[Fold, ...]
     properties: dict
-    holdout: tuple[int, ...] = ()
+    holdout: tuple[RecordId, ...] = ()
 
 
 def parse_split_name(name: str) -> tuple[int, int, int]:
@@ -58,6 +64,29 @@ def parse_split_name(name: str) -> tuple[int, int, int]:
     if folds < 2 or tv < 2:
         raise DataError(f"split {name!r}: needs at least 2 folds and tv >= 2")
     return folds, tv, seed
+
+
+def parse_sources_name(name: str) -> tuple[int, int]:
+    """(tv, seed) from 'sources_<tv>_<seed>' (leave-source-out: one fold per source database)."""
+    match = SOURCES_NAME.match(name)
+    if not match:
+        raise DataError(f"split name {name!r} is not of the form sources_<tv>_<seed>")
+    tv, seed = (int(g) for g in match.groups())
+    if tv < 2:
+        raise DataError(f"split {name!r}: needs tv >= 2")
+    return tv, seed
+
+
+def is_sources_split(name: str) -> bool:
+    return name.startswith("sources_")
+
+
+def split_folds(name: str) -> int | None:
+    """The number of folds a split name promises; None for leave-source-out (one per source in the data)."""
+    if is_sources_split(name):
+        parse_sources_name(name)
+        return None
+    return parse_split_name(name)[0]
 
 
 def has_holdout(name: str) -> bool:
@@ -144,8 +173,13 @@ def write_split(split: Split, directory: Path) -> None:
         os.replace(tmp, directory / fname)
 
 
-def resolve_split(dataset_dir: str | Path, name: str, numbers, labels, persist: bool = False) -> Split:
+def resolve_split(dataset_dir: str | Path, name: str, numbers, labels, persist: bool = False,
+                  generate: Callable[[], Split] | None = None) -> Split:
     """The stored split if `<dataset>/splits/<name>/` exists, else the generated one.
+
+    numbers are the dataset's record ids; generate makes the split when
+    none is stored (default: the CinC 2017 stratified split of numbers and
+    integer labels).
 
     With persist, a generated split is written there when the dataset folder
     is writable; a read-only dataset (like a shared sample) is left untouched.
@@ -153,9 +187,9 @@ def resolve_split(dataset_dir: str | Path, name: str, numbers, labels, persist: 
     directory = Path(dataset_dir) / "splits" / name
     if (directory / "test0.json").exists():
         split = load_split(directory)
-        _check_covers(split, set(int(n) for n in numbers), directory)
+        _check_covers(split, set(_plain(n) for n in numbers), directory)
         return split
-    split = generate_split(numbers, labels, name)
+    split = generate() if generate is not None else generate_split(numbers, labels, name)
     if persist and writable(Path(dataset_dir)):
         write_split(split, directory)
     return split
@@ -164,14 +198,14 @@ def resolve_split(dataset_dir: str | Path, name: str, numbers, labels, persist: 
 def _check_covers(split: Split, numbers: set[int], directory: Path) -> None:
     missing = set(split.holdout) - numbers
     if missing:
-        raise DataError(f"{directory}/holdout.json: {len(missing)} record number(s) not in the dataset, "
+        raise DataError(f"{directory}/holdout.json: {len(missing)} record(s) not in the dataset, "
                         f"e.g. {sorted(missing)[:5]}")
     for k, fold in enumerate(split.folds):
         for part in ("train", "valid", "test"):
             missing = set(getattr(fold, part)) - numbers
             if missing:
                 raise DataError(
-                    f"{directory}/{part}{k}.json: {len(missing)} record number(s) not in the dataset, "
+                    f"{directory}/{part}{k}.json: {len(missing)} record(s) not in the dataset, "
                     f"e.g. {sorted(missing)[:5]}"
                 )
 
@@ -185,13 +219,17 @@ def writable(path: Path) -> bool:
     return os.access(path, os.W_OK) and bool(mode & stat.S_IWUSR)
 
 
-def _read_ids(path: Path) -> tuple[int, ...]:
+def _plain(record_id) -> RecordId:
+    return record_id if isinstance(record_id, str) else int(record_id)
+
+
+def _read_ids(path: Path) -> tuple[RecordId, ...]:
     try:
         ids = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
         raise DataError(f"{path}: unreadable split file ({exc})") from None
-    if not isinstance(ids, list) or not all(isinstance(i, int) for i in ids):
-        raise DataError(f"{path}: expected a JSON list of record numbers")
+    if not isinstance(ids, list) or not (all(isinstance(i, int) for i in ids) or all(isinstance(i, str) for i in ids)):
+        raise DataError(f"{path}: expected a JSON list of record numbers or of record names")
     return tuple(ids)
 
 

@@ -29,6 +29,8 @@ class Task:
     log_en: bool = spec(None, "write TensorBoard events", required=True)
     log_test_score: bool = spec(None, "score the test fold at every validation", required=True)
     threads: int = spec(None, "torch intra-op threads", required=True, min=1)
+    challenge: int = spec(None, "2017 (single-label N/A/O/~) or 2020/2021 (multi-label scored SNOMED classes)",
+                          required=True, choices=(2017, 2020, 2021))
     kind: str = spec(None, "classify, or pretrain (self-supervised, labels unused)", required=True,
                      choices=("classify", "pretrain"))
     init_checkpoint: str | None = spec(None, "absolute best_model.pt to start from (fine-tuning)",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 
 from ecgcore.errors import ProjectError
 from orchestrator.expand import DEFAULT_DATA, Overrides
@@ -79,13 +80,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="write here instead of DATASET/splits/<name>/")
     p.add_argument("--holdout", action="store_true",
                    help="set 1/(folds+1) of each class aside for scoring the fold ensemble (name ends _holdout)")
+    p.add_argument("--challenge", type=int, choices=(2017, 2020, 2021), default=2017,
+                   help="2017: REFERENCE.csv labels; 2020/2021: the scored #Dx codes, iterative stratification")
+    p.add_argument("--sources", action="store_true",
+                   help="12-lead: leave-source-out, one fold per source database (name sources_<tv>_<seed>)")
 
     p = sub.add_parser("data", help="dataset utilities")
     data_sub = p.add_subparsers(dest="data_command", required=True)
-    s = data_sub.add_parser("synth", help="write a synthetic CinC 2017-format dataset (demo, tests)")
+    s = data_sub.add_parser("synth", help="write a synthetic dataset in a challenge's format (demo, tests)")
     s.add_argument("--out", required=True)
     s.add_argument("--records", type=_positive_int, default=300)
     s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--challenge", type=int, choices=(2017, 2020, 2021), default=2017,
+                   help="2017: single-lead N/A/O/~; 2020/2021: 12-lead records with #Dx codes")
     return parser
 
 
@@ -124,16 +131,23 @@ def dispatch(args: argparse.Namespace) -> int:
     if args.command == "split":
         from orchestrator.commands import write_split_command
 
-        return write_split_command(args.dataset, args.folds, args.tv, args.seed, args.out, args.holdout)
+        return write_split_command(args.dataset, args.folds, args.tv, args.seed, args.out, args.holdout,
+                                   args.challenge, args.sources)
     if args.command == "data" and args.data_command == "synth":
         from orchestrator.commands import synth_command
 
-        return synth_command(args.out, args.records, args.seed)
+        return synth_command(args.out, args.records, args.seed, args.challenge)
     raise AssertionError(f"unhandled command {args.command}")
+
+
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    """Data warnings are for users: the message, not the source line that raised it."""
+    return f"warning: {message}\n"
 
 
 def run(parser: argparse.ArgumentParser, argv: list[str] | None) -> int:
     args = parser.parse_args(argv)
+    warnings.formatwarning = _one_line_warning
     try:
         return dispatch(args)
     except ProjectError as exc:

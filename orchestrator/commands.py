@@ -1,4 +1,4 @@
-"""Small dataset commands: write a split by hand, write the synthetic dataset."""
+"""Small dataset commands: write a split by hand, write a synthetic dataset (CinC 2017 or 12-lead)."""
 
 from __future__ import annotations
 
@@ -6,19 +6,44 @@ from pathlib import Path
 
 import numpy as np
 
+from ecgcore.challenge import scored_classes
 from ecgcore.cinc2017 import CLASSES, read_reference, record_number
+from ecgcore.cinc2020 import parse_header, source_of
 from ecgcore.errors import ProjectError
-from ecgcore.splits import generate_split, writable, write_split
+from ecgcore.multisplit import generate_multilabel_split
+from ecgcore.splits import Split, generate_split, writable, write_split
 from ecgcore.synth import write_synthetic_dataset
+from ecgcore.synth12 import write_synthetic_12lead
+
+
+def split_name(folds: int, tv: int, seed: int, holdout: bool, sources: bool) -> str:
+    if sources:
+        return f"sources_{tv}_{seed}"
+    return f"split_{folds}_{tv}_{seed}" + ("_holdout" if holdout else "")
+
+
+def make_split(root: Path, name: str, challenge: int) -> Split:
+    """The split from the labels alone (REFERENCE.csv, or the 12-lead headers): no signal is read."""
+    if challenge == 2017:
+        if name.startswith("sources_"):
+            raise ProjectError("leave-source-out splits are for the 12-lead data (--challenge 2020 or 2021)")
+        labels = read_reference(root)
+        numbers = np.array([record_number(n) for n in labels])
+        return generate_split(numbers, np.array([CLASSES.index(v) for v in labels.values()]), name)
+    heas = sorted(root.rglob("*.hea"), key=lambda p: p.stem)
+    if not heas:
+        raise ProjectError(f"{root}: no .hea files (expected CinC 2020/2021 records)")
+    headers = [parse_header(h.read_text(errors="replace"), h) for h in heas]
+    names = [h.record for h in headers]
+    targets = scored_classes(challenge).encode([h.dx for h in headers])
+    return generate_multilabel_split(names, targets, [source_of(n) for n in names], name)
 
 
 def write_split_command(dataset: str, folds: int, tv: int, seed: int, out: str | None,
-                        holdout: bool = False) -> int:
+                        holdout: bool = False, challenge: int = 2017, sources: bool = False) -> int:
     root = Path(dataset)
-    labels = read_reference(root)
-    name = f"split_{folds}_{tv}_{seed}" + ("_holdout" if holdout else "")
-    numbers = np.array([record_number(n) for n in labels])
-    split = generate_split(numbers, np.array([CLASSES.index(v) for v in labels.values()]), name)
+    name = split_name(folds, tv, seed, holdout, sources)
+    split = make_split(root, name, challenge)
     target = Path(out) if out else root / "splits" / name
     if not out and not writable(root):
         raise ProjectError(f"{root} is read-only; write the split elsewhere with --out DIR")
@@ -31,7 +56,10 @@ def write_split_command(dataset: str, folds: int, tv: int, seed: int, out: str |
     return 0
 
 
-def synth_command(out: str, records: int, seed: int) -> int:
-    counts = write_synthetic_dataset(out, records, seed=seed)
+def synth_command(out: str, records: int, seed: int, challenge: int = 2017) -> int:
+    if challenge == 2017:
+        counts = write_synthetic_dataset(out, records, seed=seed)
+    else:
+        counts = write_synthetic_12lead(out, records, seed=seed)
     print(f"{records} synthetic records ({', '.join(f'{k} {v}' for k, v in counts.items())}) -> {out}")
     return 0

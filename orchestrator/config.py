@@ -16,7 +16,7 @@ from pathlib import Path
 from ecgcore.config import ModelConfig, spec
 from ecgcore.errors import ProjectError
 from ecgcore.models import get_architecture
-from ecgcore.splits import parse_split_name
+from ecgcore.splits import split_folds
 from ecgcore.task import Task
 from orchestrator.schema import ConfigError, load_dataclass, read_json
 
@@ -36,6 +36,9 @@ class JobConfig:
     cpus_per_task: float | None = spec(None, "CPUs per fold (default 1)", min=0.01)
     gpus_per_task: float | None = spec(None, "GPUs per fold (default: 1 if the cluster has GPUs)", min=0.0)
     max_retries: int = spec(0, "times Ray retries a failed fold", min=0)
+    challenge: int = spec(2017, "labels, classes and metric: 2017 (REFERENCE.csv, N/A/O/~, F1 score) or "
+                                "2020/2021 (the scored SNOMED CT codes of #Dx, the challenge metric)",
+                          choices=(2017, 2020, 2021))
     kind: str = spec("classify", "classify, or pretrain: self-supervised pre-training of the model's "
                                  "encoder (see the model file's pretraining section)",
                      choices=("classify", "pretrain"))
@@ -65,11 +68,13 @@ def load_jobs(file: str | Path) -> list[NamedJob]:
         job = load_dataclass(JobConfig, body, file, f"$.{name}")
         check_name(job.model, file, f"$.{name}.model", "model name")
         try:
-            n_folds, _, _ = parse_split_name(job.split)
+            n_folds = split_folds(job.split)
         except ProjectError as exc:
             raise ConfigError(file, f"$.{name}.split", str(exc)) from None
+        if n_folds is None and job.challenge == 2017:
+            raise ConfigError(file, f"$.{name}.split", "leave-source-out needs the 12-lead data (challenge 2020/2021)")
         for i, cvid in enumerate(job.cvids):
-            if cvid >= n_folds:
+            if n_folds is not None and cvid >= n_folds:
                 raise ConfigError(file, f"$.{name}.cvids[{i}]",
                                   f"fold {cvid} is outside {job.split} (folds 0..{n_folds - 1})")
         if len(set(job.cvids)) != len(job.cvids):
@@ -135,12 +140,22 @@ def load_models(jobs: list[NamedJob], models_dir: str | Path) -> dict[str, Model
 
 
 def check_kinds(jobs: list[NamedJob], models: dict[str, ModelConfig]) -> None:
-    """A pre-training job needs an architecture with a signal encoder."""
+    """Job x model rules: pre-training needs a signal encoder; the loss and leads must fit the track."""
     for job in jobs:
         model = models[job.config.model]
         if job.config.kind == "pretrain" and get_architecture(model.model_name).input != "signal":
             raise ConfigError(job.file, f"$.{job.name}.kind",
                               f"pre-training needs a signal architecture; {model.model_name} takes spectrograms")
+        loss = model.loss_function_parameters.loss
+        multilabel = job.config.challenge != 2017
+        if loss != "auto" and (loss == "cross_entropy") == multilabel:
+            raise ConfigError(job.file, f"$.{job.name}.model",
+                              f"model {job.config.model!r} has loss {loss!r}, which does not fit challenge "
+                              f"{job.config.challenge} ({'multi' if multilabel else 'single'}-label): use "
+                              f"{'bce, weighted_bce, confusion_bce or challenge' if multilabel else 'cross_entropy'}")
+        if model.preprocessing.leads is not None and not multilabel:
+            raise ConfigError(job.file, f"$.{job.name}.model",
+                              f"model {job.config.model!r} selects leads, but CinC 2017 records have one lead")
 
 
 def task_from_dict(data: dict) -> Task:

@@ -70,6 +70,7 @@ def _task(job: NamedJob, fold: int, model: ModelConfig, log_dir: PurePath, root:
         log_en=job.config.log_en,
         log_test_score=job.config.log_test_score,
         threads=max(1, math.floor(_cpus(job, overrides))),
+        challenge=job.config.challenge,
         kind=job.config.kind,
         init_checkpoint=None if model.init_from is None else
         os.path.normpath(root / log_dir / model.init_from / f"fold{fold}" / BEST_MODEL),

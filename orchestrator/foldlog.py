@@ -5,7 +5,7 @@ FoldLog is the training observer that writes a fold's files:
   hotlog.csv             header + one row per validation
   events.out.tfevents.*  TensorBoard scalars (when log_en)
   best_model.pt          state dict of the best model so far (weights_only loadable)
-  predictions.csv        test-fold record, label, probabilities
+  predictions.csv        test-fold record, label(s), prediction(s), probabilities
   scores.json            final scores and provenance, written last and atomically
 A fold counts as finished only when scores.json exists, so an interrupted
 run never looks like a result. Starting a fold clears what an earlier
@@ -22,9 +22,9 @@ from pathlib import Path
 
 import torch
 
-from ecgcore.cinc2017 import CLASSES
+from ecgcore.loop import TrainingObserver, TrainResult
 from ecgcore.task import Task
-from ecgcore.train import TrainingObserver, TrainResult
+from ecgcore.tracks import track_for
 from orchestrator.expand import BEST_MODEL
 from orchestrator.schema import to_plain
 
@@ -50,10 +50,10 @@ def write_json_atomic(path: Path, content) -> None:
 def hotlog_columns(task: Task) -> list[str]:
     if task.kind == "pretrain":
         return ["epoch", "best_epoch", "train_loss", "valid_loss", "learning_rate", "elapsed_s"]
-    cols = ["epoch", "best_epoch", "train_loss", "valid_accuracy", "valid_score"]
-    if task.log_test_score:
-        cols += ["test_accuracy", "test_score"]
-    return cols + ["learning_rate", "elapsed_s"]
+    metrics = ("score", "auroc", "auprc") if track_for(task.challenge).multilabel else ("accuracy", "score")
+    parts = ("valid", "test") if task.log_test_score else ("valid",)
+    return ["epoch", "best_epoch", "train_loss", *[f"{p}_{m}" for p in parts for m in metrics],
+            "learning_rate", "elapsed_s"]
 
 
 class FoldLog(TrainingObserver):
@@ -88,12 +88,16 @@ class FoldLog(TrainingObserver):
         self.writer.add_scalar("learning_rate", row["learning_rate"], step)
         if "valid_loss" in row:
             self.writer.add_scalar("loss/valid", row["valid_loss"], step)
-        for part in ("valid", "test"):
-            if f"{part}_score" in row:
-                self.writer.add_scalar(f"score/{part}", row[f"{part}_score"], step)
-                self.writer.add_scalar(f"accuracy/{part}", row[f"{part}_accuracy"], step)
-                for cls, f1 in row[f"{part}_f1"].items():
-                    self.writer.add_scalar(f"f1_{part}/{_tag(cls)}", f1, step)
+        for key, value in row.items():
+            part, _, metric = key.partition("_")
+            if part not in ("valid", "test") or metric == "loss":
+                continue
+            if isinstance(value, dict):  # per-class F1; None where a class is absent and never predicted
+                for cls, f1 in value.items():
+                    if f1 is not None:
+                        self.writer.add_scalar(f"{metric}_{part}/{_tag(cls)}", f1, step)
+            elif value is not None:
+                self.writer.add_scalar(f"{metric}/{part}", value, step)
         self.writer.flush()
 
     def on_best(self, model, epoch: int) -> None:
@@ -102,16 +106,21 @@ class FoldLog(TrainingObserver):
         os.replace(tmp, self.dir / BEST_MODEL)
 
     def finish(self, result: TrainResult) -> dict:
+        track = track_for(self.task.challenge)
         if self.task.kind == "classify":
-            self._write_predictions(result.test_predictions)
+            write_predictions(self.dir / "predictions.csv", track, result.predictions, result.thresholds)
         scores = {
             "task_id": self.task.task_id, "architecture": self.task.model.model_name,
             "job": self.task.job, "kind": self.task.kind, "model_file": self.task.model_file,
             "fold": self.task.fold, "split": self.task.split, "data_dir": self.task.data_dir,
+            "challenge": self.task.challenge, "classes": list(track.class_names),
             **result.scores,
             "termination_epoch": result.best_epoch, "epochs_run": result.epochs_run,
             "stopped_early": result.stop_reason == "early_stop", "stop_reason": result.stop_reason,
             "init_checkpoint": self.task.init_checkpoint,
+            **({} if result.thresholds is None else
+               {"thresholds": dict(zip(track.class_names, result.thresholds, strict=True))}),
+            "test_sources": result.info.get("test_sources"),
             "n_parameters": result.info.get("n_parameters"), "device": result.info.get("device"),
             "elapsed_s": round(result.info.get("elapsed_s", 0.0), 2),
             "provenance": {**self.provenance, "seed": self.task.model.training_parameters.seed,
@@ -121,21 +130,33 @@ class FoldLog(TrainingObserver):
         self.close()
         return scores
 
-    def _write_predictions(self, predictions: list) -> None:
-        with open(self.dir / "predictions.csv", "w", newline="") as fh:
-            out = csv.writer(fh)
-            out.writerow(["record", "label", "prediction", *[f"p_{_tag(c)}" for c in CLASSES]])
-            for name, label, probs in predictions:
-                best = CLASSES[max(range(len(probs)), key=probs.__getitem__)]
-                out.writerow([name, label, best, *[f"{p:.6f}" for p in probs]])
-
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
             self.writer = None
 
 
+def write_predictions(path: Path, track, predictions: dict, thresholds) -> None:
+    """The test fold's probabilities: one row per record, with its label(s) and the prediction(s)."""
+    names, targets, probs = predictions["names"], predictions["targets"], predictions["probs"]
+    classes = track.class_names
+    tags = [_tag(c) for c in classes]
+    with open(path, "w", newline="") as fh:
+        out = csv.writer(fh)
+        out.writerow(["record", "labels" if track.multilabel else "label",
+                      "predictions" if track.multilabel else "prediction", *[f"p_{t}" for t in tags]])
+        for name, target, p in zip(names, targets, probs, strict=True):
+            if track.multilabel:
+                label = " ".join(c for c, t in zip(classes, target, strict=True) if t)
+                predicted = " ".join(c for c, q, t in zip(classes, p, thresholds, strict=True) if q >= t)
+            else:
+                label, predicted = classes[int(target)], classes[int(p.argmax())]
+            out.writerow([name, label, predicted, *[f"{q:.6f}" for q in p]])
+
+
 def _fmt(value) -> str:
+    if value is None:
+        return ""
     return f"{value:.6g}" if isinstance(value, float) else str(value)
 
 

@@ -2,12 +2,19 @@
 
 RUN_DIR is a fold folder (log/<arch>/<job>/fold<k>, its best_model.pt) or a
 job folder (the mean probabilities of all its finished folds). Every record
-with a .hea file in the input folder is classified, and the answers are
-written in the CinC 2017 format: one "A00001,N" line per record.
+with a .hea file in the input folder is classified. The answers are written
+in the format of the challenge the job was trained for:
+  CinC 2017: OUTPUT is one file of "A00001,N" lines;
+  CinC 2020/2021: OUTPUT is a folder of the challenge's per-record files,
+  <record>.csv (#record, the class codes, the binary labels, the
+  probabilities), which `score` reads. A fold's labels come from its
+  per-class thresholds (tuned on its validation fold); a job's folds are
+  ensembled by averaging both their probabilities and their thresholds.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -15,13 +22,15 @@ import numpy as np
 import torch
 
 from ecgcore.cinc2017 import CLASSES, find_record_files, read_record
-from ecgcore.data import Pipeline
+from ecgcore.data import pipeline_for
 from ecgcore.errors import ProjectError
+from ecgcore.loop import predict_proba
 from ecgcore.models import get_architecture
-from ecgcore.train import predict_proba
+from ecgcore.tracks import Records, track_for
 from orchestrator.config import parse_model
 from orchestrator.expand import BEST_MODEL
 from orchestrator.schema import read_json
+from orchestrator.score import write_output_file
 
 
 def fold_dirs(run_dir: Path) -> list[Path]:
@@ -33,13 +42,22 @@ def fold_dirs(run_dir: Path) -> list[Path]:
     return folds
 
 
-def read_inputs(input_dir: Path) -> tuple[list[str], list[np.ndarray], int]:
+def fold_challenge(fold: Path) -> int:
+    """The challenge a fold was trained for (runs from before the 12-lead track are CinC 2017)."""
+    job = json.loads((fold / "job.json").read_text()) if (fold / "job.json").exists() else {}
+    return int(job.get("challenge", 2017))
+
+
+def read_inputs(input_dir: Path, challenge: int) -> Records:
+    """The records to classify, without labels."""
     if not input_dir.is_dir():
         raise ProjectError(f"input folder {input_dir} does not exist")
+    if challenge != 2017:
+        return track_for(challenge).read(str(input_dir))
     files = {n: f for n, f in find_record_files(input_dir).items() if f[0] is not None}
     if not files:
         raise ProjectError(f"{input_dir}: no records (.hea files)")
-    names, signals, rates = [], [], set()
+    names, signals, rates = [], [], []
     for name in sorted(files):
         hea, mat = files[name]
         if mat is None:
@@ -47,33 +65,80 @@ def read_inputs(input_dir: Path) -> tuple[list[str], list[np.ndarray], int]:
         signal, fs = read_record(hea, mat)
         names.append(name)
         signals.append(signal)
-        rates.add(fs)
-    if len(rates) != 1:
-        raise ProjectError(f"{input_dir}: records have different sampling rates {sorted(rates)}")
-    return names, signals, rates.pop()
+        rates.append(float(fs))
+    n = len(names)
+    return Records(str(input_dir), tuple(names), np.zeros(n, dtype=np.int64), tuple(signals), tuple(rates),
+                   (("ECG",),) * n, ("",) * n)
 
 
-def fold_probabilities(fold: Path, signals: list[np.ndarray], fs: float) -> np.ndarray:
+def fold_probabilities(fold: Path, records: Records) -> np.ndarray:
     """Class probabilities of one fold's best model, preprocessed as that fold was trained."""
     model_cfg = parse_model(read_json(fold / "model.json"), fold / "model.json")
-    pipeline = Pipeline(model_cfg, fs, np.atleast_2d(signals[0]).shape[0])
-    items, owners = pipeline.eval_items([pipeline.prepare(s) for s in signals])
+    track = track_for(fold_challenge(fold))
+    pipeline = pipeline_for(model_cfg, records)
+    prepared = []
+    for name, signal, fs, leads in zip(records.names, records.signals, records.fs, records.leads, strict=True):
+        try:
+            prepared.append(pipeline.prepare(signal, fs, leads))
+        except ProjectError as exc:
+            raise ProjectError(f"{records.root}: record {name} {exc}") from None
+    items, owners = pipeline.eval_items(prepared)
     arch = get_architecture(model_cfg.model_name)
-    model = arch.build(model_cfg.model_parameters, pipeline.inputs, len(CLASSES),
+    model = arch.build(model_cfg.model_parameters, pipeline.inputs, len(track.class_names),
                        model_cfg.training_parameters.drop_rate)
     state = torch.load(fold / BEST_MODEL, map_location="cpu", weights_only=True)
     model.load_state_dict(state)
-    return predict_proba(model, pipeline, items, owners, len(signals), torch.device("cpu"))
+    return predict_proba(model, pipeline, items, owners, len(records), torch.device("cpu"),
+                         multilabel=track.multilabel)
 
 
-def predict(run_dir: str | Path, input_dir: str | Path, output: str | Path) -> int:
+def fold_thresholds(fold: Path, track) -> np.ndarray:
+    """A multi-label fold's per-class thresholds from its scores.json (0.5 where it has none)."""
+    scores_file = fold / "scores.json"
+    stored = json.loads(scores_file.read_text()).get("thresholds") if scores_file.exists() else None
+    if not stored:
+        return np.full(len(track.class_names), 0.5)
+    return np.array([stored[c] for c in track.class_names], dtype=np.float64)
+
+
+def ensemble_probabilities(folds: list[Path], records: Records, track) -> tuple[np.ndarray, np.ndarray | None]:
+    """Mean probabilities over the folds and, for multi-label jobs, their mean thresholds."""
+    probs = np.mean([fold_probabilities(f, records) for f in folds], axis=0)
+    if not track.multilabel:
+        return probs, None
+    return probs, np.mean([fold_thresholds(f, track) for f in folds], axis=0)
+
+
+def predict(run_dir: str | Path, input_dir: str | Path, output: str | Path, say=print) -> int:
     folds = fold_dirs(Path(run_dir))
-    names, signals, fs = read_inputs(Path(input_dir))
-    probs = np.mean([fold_probabilities(f, signals, fs) for f in folds], axis=0)
+    challenges = {fold_challenge(f) for f in folds}
+    if len(challenges) != 1:
+        raise ProjectError(f"{run_dir}: folds were trained for different challenges {sorted(challenges)}")
+    track = track_for(challenges.pop())
+    records = read_inputs(Path(input_dir), track.challenge)
+    probs, thresholds = ensemble_probabilities(folds, records, track)
     output = Path(output)
+    if track.multilabel:
+        write_output_folder(output, records.names, track, probs, thresholds)
+        say(f"{len(records)} record(s) classified with {len(folds)} fold model(s) -> {output}/<record>.csv")
+        return 0
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = output.with_name(f".{output.name}.tmp")
-    tmp.write_text("".join(f"{n},{CLASSES[int(i)]}\n" for n, i in zip(names, probs.argmax(axis=1), strict=False)))
+    tmp.write_text("".join(f"{n},{CLASSES[int(i)]}\n" for n, i in zip(records.names, probs.argmax(axis=1),
+                                                                      strict=True)))
     os.replace(tmp, output)
-    print(f"{len(names)} record(s) classified with {len(folds)} fold model(s) -> {output}")
+    say(f"{len(records)} record(s) classified with {len(folds)} fold model(s) -> {output}")
     return 0
+
+
+def write_output_folder(output: Path, names, track, probs: np.ndarray, thresholds: np.ndarray) -> None:
+    """One challenge output file per record; each is written whole (a temporary name, then a rename)."""
+    if output.exists() and not output.is_dir():
+        raise ProjectError(f"{output}: exists and is not a folder (12-lead predictions are one file per record)")
+    output.mkdir(parents=True, exist_ok=True)
+    codes = list(track.classes.names)
+    for name, p in zip(names, probs, strict=True):
+        tmp = output / f".{name}.csv.tmp"
+        write_output_file(tmp, name, codes, p >= thresholds, p)
+        os.replace(tmp, output / f"{name}.csv")
+

@@ -20,14 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ecgcore.challenge import (
-    accuracy,
-    auroc_auprc,
-    beta_measures,
-    challenge_score,
-    f_measure,
-    scored_classes,
-)
+from ecgcore.challenge import challenge_metrics, scored_classes
 from ecgcore.cinc2020 import parse_header
 from ecgcore.errors import ProjectError
 
@@ -78,19 +71,10 @@ def score(labels_dir: str, outputs_dir: str, year: int = 2021, as_json: bool = F
         except (OSError, ValueError) as exc:
             reason = "missing" if not path.exists() else f"malformed ({exc})"
             print(f"warning: {path}: {reason}; counted as all-negative", file=sys.stderr)
-    result = metrics(labels, binary, probs, classes)
+    result = challenge_metrics(labels, binary, probs, classes)
     result.update(year=year, records=len(records))
     print(json.dumps(result, indent=2) if as_json else render(result))
     return 0
-
-
-def metrics(labels: np.ndarray, binary: np.ndarray, probs: np.ndarray, classes) -> dict:
-    auroc, auprc = auroc_auprc(labels, probs)
-    out = {"challenge_metric": challenge_score(labels, binary, classes), "auroc": auroc, "auprc": auprc,
-           "accuracy": accuracy(labels, binary), "f_measure": f_measure(labels, binary)}
-    if classes.year == 2020:
-        out["f_beta"], out["g_beta"] = beta_measures(labels, binary, 2.0)
-    return out
 
 
 def render(result: dict) -> str:

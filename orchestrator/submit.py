@@ -13,10 +13,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ecgcore.cinc2017 import load_dataset
 from ecgcore.data import split_of
 from ecgcore.errors import ProjectError
 from ecgcore.task import Task
+from ecgcore.tracks import describe, track_for
 from orchestrator.config import check_kinds, load_jobs, load_models
 from orchestrator.expand import Overrides, expand, task_table
 from orchestrator.provenance import provenance
@@ -48,17 +48,22 @@ def plan(opts: SubmitOptions, root: Path):
 
 def check_data(tasks: list[Task], say: Callable[[str], None]) -> None:
     """Read every dataset once and settle its split before any trial starts."""
-    seen = set()
+    splits = {}
     for task in tasks:
-        if (task.data_dir, task.split) in seen:
-            continue
-        seen.add((task.data_dir, task.split))
-        started = time.monotonic()
-        dataset = load_dataset(task.data_dir)  # not the per-process cache: the driver need not keep it
-        _, split = split_of(dataset, task.data_dir, task.split, persist=True)
-        counts = ", ".join(f"{c} {n}" for c, n in dataset.class_counts().items())
-        say(f"dataset {task.data_dir}: {len(dataset)} records ({counts}), "
-            f"{split.name} with {len(split.folds)} folds, read in {time.monotonic() - started:.1f} s")
+        key = (task.challenge, task.data_dir, task.split)
+        if key not in splits:
+            started = time.monotonic()
+            track = track_for(task.challenge)
+            records = track.read(task.data_dir)  # not the per-process cache: the driver need not keep it
+            _, splits[key] = split_of(records, task.challenge, task.split, persist=True)
+            sources = splits[key].properties.get("test sources")
+            by_source = f" (test sources by fold: {', '.join(sources)})" if sources else ""
+            say(f"dataset {task.data_dir} (CinC {task.challenge}): {describe(records, track)}; "
+                f"{task.split} with {len(splits[key].folds)} folds{by_source}, "
+                f"read in {time.monotonic() - started:.1f} s")
+        if task.fold >= len(splits[key].folds):
+            raise ProjectError(f"{task.task_id}: split {task.split} of {task.data_dir} has "
+                               f"{len(splits[key].folds)} folds (0..{len(splits[key].folds) - 1}), no fold {task.fold}")
 
 
 def check_init_checkpoints(tasks: list[Task]) -> None:

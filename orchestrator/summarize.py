@@ -11,7 +11,12 @@ records than the test rows: compare it with the single folds' hold-out
 mean printed beside it). Then one "mean ± std" line per job. A job whose
 finished folds are fewer than the folds its job.json asked for is marked
 incomplete. Pre-training jobs have no class scores; they are listed with
-their validation loss. Also writes log/<architecture>/summary.json.
+their validation loss. Jobs of the 12-lead track (challenge 2020/2021)
+show the challenge metric, macro AUROC, AUPRC, F-measure and accuracy per
+fold (the always-sinus classifier scores 0 by the metric's definition, so
+there is no naive row), the test source of leave-source-out folds, and the
+per-class F1 averaged over the folds. Also writes
+log/<architecture>/summary.json.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from orchestrator.ensemble import ENSEMBLE
 from orchestrator.foldlog import SCORES, write_json_atomic
 
 COLUMNS = ["fold", "score", *[f"F1_{c}" for c in CLASSES], "accuracy"]
+MULTILABEL_COLUMNS = ["fold", "score", "auroc", "auprc", "f_measure", "accuracy"]
 FORMATS = ("table", "csv", "json", "markdown")
 
 
@@ -43,6 +49,17 @@ class JobSummary:
     naive: list[dict]
     ensemble: dict | None = None
     pretrain_losses: tuple[tuple[int, float], ...] = ()  # (fold, best validation loss)
+    challenge: int = 2017
+    class_f1: tuple[dict, ...] = ()  # multi-label: per fold, class -> test F1 (None: undefined)
+    sources: tuple[tuple[int, str], ...] = ()  # leave-source-out: (fold, test source)
+
+    @property
+    def multilabel(self) -> bool:
+        return self.challenge != 2017
+
+    @property
+    def columns(self) -> list[str]:
+        return MULTILABEL_COLUMNS if self.multilabel else COLUMNS
 
     @property
     def missing(self) -> list[int]:
@@ -51,8 +68,20 @@ class JobSummary:
 
     def stat(self, column: str, naive: bool = False) -> tuple[float, float]:
         values = np.array([r[column] for r in (self.naive if naive else self.rows)], dtype=float)
+        values = values[~np.isnan(values)]  # a multi-label metric is undefined on a fold without positives
+        if values.size == 0:
+            return float("nan"), float("nan")
         std = float(values.std(ddof=1)) if values.size > 1 else float("nan")
         return float(values.mean()), std
+
+    def mean_class_f1(self) -> dict[str, tuple[float, int]]:
+        """Per class: the mean test F1 over the folds where it is defined, and in how many folds."""
+        out = {}
+        for cls in (self.class_f1[0] if self.class_f1 else {}):
+            values = [f[cls] for f in self.class_f1 if f.get(cls) is not None]
+            if values:
+                out[cls] = (float(np.mean(values)), len(values))
+        return out
 
 
 def collect(log_dir: Path, architecture: str) -> list[JobSummary]:
@@ -62,31 +91,51 @@ def collect(log_dir: Path, architecture: str) -> list[JobSummary]:
             if log_dir.is_dir() else []
         raise ProjectError(f"no results for {architecture!r} under {log_dir}"
                            + (f"; architectures with results: {', '.join(known)}" if known else ""))
-    jobs = []
-    for job_dir in sorted(p for p in arch_dir.iterdir() if p.is_dir()):
-        rows, naive, expected, losses = [], [], set(), []
-        for fold_dir in sorted(job_dir.glob("fold*")):
-            job_file = fold_dir / "job.json"
-            if job_file.exists():
-                expected.update(json.loads(job_file.read_text()).get("cvids", []))
-            if (fold_dir / SCORES).exists():
-                scores = json.loads((fold_dir / SCORES).read_text())
-                if scores.get("kind", "classify") == "pretrain":
-                    losses.append((scores["fold"], scores["valid"]["loss"]))
-                    continue
-                rows.append(_row(scores["fold"], scores["test"]))
-                naive.append(naive_row(scores))
-        if rows or expected:
-            by_fold = operator.itemgetter("fold")
-            ens_file = job_dir / ENSEMBLE
-            ens = json.loads(ens_file.read_text()) if ens_file.exists() else None
-            jobs.append(JobSummary(job_dir.name, sorted(rows, key=by_fold), sorted(expected),
-                                   sorted(naive, key=by_fold), ens, tuple(losses)))
-    return jobs
+    jobs = [_job(job_dir) for job_dir in sorted(p for p in arch_dir.iterdir() if p.is_dir())]
+    return [job for job in jobs if job is not None]
+
+
+def _job(job_dir: Path) -> JobSummary | None:
+    rows, naive, expected, losses, class_f1, sources = [], [], set(), [], [], []
+    challenge = 2017
+    for fold_dir in sorted(job_dir.glob("fold*")):
+        job_file = fold_dir / "job.json"
+        if job_file.exists():
+            job = json.loads(job_file.read_text())
+            expected.update(job.get("cvids", []))
+            challenge = int(job.get("challenge", challenge))
+        if not (fold_dir / SCORES).exists():
+            continue
+        scores = json.loads((fold_dir / SCORES).read_text())
+        challenge = int(scores.get("challenge", challenge))
+        if scores.get("kind", "classify") == "pretrain":
+            losses.append((scores["fold"], scores["valid"]["loss"]))
+        elif challenge != 2017:
+            rows.append(_multilabel_row(scores["fold"], scores["test"]))
+            class_f1.append(scores["test"]["f1"])
+            if scores["split"].startswith("sources_") and scores.get("test_sources"):
+                sources.append((scores["fold"], "+".join(scores["test_sources"])))
+        else:
+            rows.append(_row(scores["fold"], scores["test"]))
+            naive.append(naive_row(scores))
+    if not (rows or expected):
+        return None
+    by_fold = operator.itemgetter("fold")
+    ens_file = job_dir / ENSEMBLE
+    ens = json.loads(ens_file.read_text()) if ens_file.exists() else None
+    return JobSummary(job_dir.name, sorted(rows, key=by_fold), sorted(expected), sorted(naive, key=by_fold),
+                      ens, tuple(losses), challenge, tuple(class_f1), tuple(sorted(sources)))
 
 
 def ensemble_row(ens: dict) -> dict:
+    if ens.get("challenge", 2017) != 2017:
+        return _multilabel_row("ens(HO)", ens["ensemble"])
     return _row("ens(HO)", ens["ensemble"])
+
+
+def _multilabel_row(fold, report: dict) -> dict:
+    """A 12-lead table row; None (undefined, e.g. AUROC without positives) becomes NaN."""
+    return {"fold": fold, **{c: _nan(report.get(c)) for c in MULTILABEL_COLUMNS[1:]}}
 
 
 def _row(fold, report: dict) -> dict:
@@ -109,14 +158,21 @@ def naive_row(scores: dict) -> dict:
 def to_json(architecture: str, jobs: list[JobSummary]) -> dict:
     out = {"architecture": architecture, "jobs": {}}
     for job in jobs:
-        entry = {"folds": job.rows, "complete": not job.missing, "missing_folds": job.missing}
+        entry = {"challenge": job.challenge, "folds": [{k: _nan_none(v) for k, v in r.items()} for r in job.rows],
+                 "complete": not job.missing, "missing_folds": job.missing}
         if job.rows:
-            entry["mean"] = {c: job.stat(c)[0] for c in COLUMNS[1:]}
-            entry["std"] = {c: _nan_none(job.stat(c)[1]) for c in COLUMNS[1:]}
+            entry["mean"] = {c: _nan_none(job.stat(c)[0]) for c in job.columns[1:]}
+            entry["std"] = {c: _nan_none(job.stat(c)[1]) for c in job.columns[1:]}
+        if job.naive:
             entry["naive"] = {"majority_class": sorted({r["majority"] for r in job.naive}),
                               "mean": {c: job.stat(c, naive=True)[0] for c in COLUMNS[1:]}}
+        if job.class_f1:
+            entry["class_f1_mean"] = {c: {"f1": f1, "folds": n} for c, (f1, n) in job.mean_class_f1().items()}
+        if job.sources:
+            entry["test_sources"] = dict(job.sources)
         if job.ensemble:
-            entry["ensemble_holdout"] = {**ensemble_row(job.ensemble), "n_records": job.ensemble["n_records"],
+            row = {k: _nan_none(v) for k, v in ensemble_row(job.ensemble).items()}
+            entry["ensemble_holdout"] = {**row, "n_records": job.ensemble["n_records"],
                                          "single_fold_mean": job.ensemble["single_fold_mean"]}
         if job.pretrain_losses:
             entry["pretrain_valid_loss"] = dict(sorted(job.pretrain_losses))
@@ -130,50 +186,68 @@ def render(architecture: str, jobs: list[JobSummary], fmt: str) -> str:
     if fmt == "csv":
         buf = io.StringIO()
         writer = csv.writer(buf)
-        writer.writerow(["job", *COLUMNS])
+        columns = list(dict.fromkeys(c for job in jobs for c in job.columns))
+        writer.writerow(["job", "challenge", *columns])
         for job in jobs:
             for r in job.rows:
-                writer.writerow([job.name, *[_num(r[c]) for c in COLUMNS]])
+                writer.writerow([job.name, job.challenge, *[_num(r.get(c, "")) for c in columns]])
         return buf.getvalue().rstrip("\n")
     return _render_table(architecture, jobs, markdown=fmt == "markdown")
+
+
+def _job_lines(architecture: str, job: JobSummary, markdown: bool) -> list[str]:
+    status = "" if not job.missing else f"  [incomplete: missing fold(s) {job.missing}]"
+    lines = [f"{'### ' if markdown else ''}{architecture} / {job.name}{status}"]
+    columns, source_of = job.columns, dict(job.sources)
+    body = [[_fold_label(r["fold"], source_of), *[_fmt(r[c]) for c in columns[1:]]] for r in job.rows]
+    if job.rows:
+        body.append(["mean", *[_fmt(job.stat(c)[0]) for c in columns[1:]]])
+        body.append(["std", *[_fmt(job.stat(c)[1]) for c in columns[1:]]])
+        if job.naive:
+            body.append(["naive", *[_fmt(job.stat(c, naive=True)[0]) for c in columns[1:]]])
+    if job.ensemble:
+        row = ensemble_row(job.ensemble)
+        body.append([row["fold"], *[_fmt(row[c]) for c in columns[1:]]])
+    if body:
+        lines.extend(_grid(columns, body, markdown))
+    if job.class_f1:
+        per_class = job.mean_class_f1()
+        lines.append("test F1 per class, mean over the folds where defined: "
+                     + ", ".join(f"{c} {f1:.2f}" for c, (f1, _) in per_class.items()))
+    if job.ensemble:
+        lines.append(f"ens(HO): the {len(job.ensemble['folds'])} fold models averaged, scored on the "
+                     f"{job.ensemble['n_records']} hold-out records (single folds there: "
+                     f"{job.ensemble['single_fold_mean']:.3f} mean)")
+    if job.pretrain_losses:
+        lines.append(f"pre-training: validation loss per fold "
+                     f"{', '.join(f'fold {k} {v:.4f}' for k, v in sorted(job.pretrain_losses))}")
+    return lines + [""]
 
 
 def _render_table(architecture: str, jobs: list[JobSummary], markdown: bool) -> str:
     lines = []
     for job in jobs:
-        status = "" if not job.missing else f"  [incomplete: missing fold(s) {job.missing}]"
-        lines.append(f"{'### ' if markdown else ''}{architecture} / {job.name}{status}")
-        body = [[str(r["fold"]), *[f"{r[c]:.3f}" for c in COLUMNS[1:]]] for r in job.rows]
-        if job.rows:
-            body.append(["mean", *[f"{job.stat(c)[0]:.3f}" for c in COLUMNS[1:]]])
-            body.append(["std", *[_fmt_std(job.stat(c)[1]) for c in COLUMNS[1:]]])
-            body.append(["naive", *[f"{job.stat(c, naive=True)[0]:.3f}" for c in COLUMNS[1:]]])
-        if job.ensemble:
-            row = ensemble_row(job.ensemble)
-            body.append([row["fold"], *[f"{row[c]:.3f}" for c in COLUMNS[1:]]])
-        if body:
-            lines.extend(_grid(COLUMNS, body, markdown))
-        if job.ensemble:
-            lines.append(f"ens(HO): the {len(job.ensemble['folds'])} fold models averaged, scored on the "
-                         f"{job.ensemble['n_records']} hold-out records (single folds there: "
-                         f"{job.ensemble['single_fold_mean']:.3f} mean)")
-        if job.pretrain_losses:
-            lines.append(f"pre-training: validation loss per fold "
-                         f"{', '.join(f'fold {k} {v:.4f}' for k, v in sorted(job.pretrain_losses))}")
-        lines.append("")
-    lines.append(f"{architecture}: official CinC 2017 test score over folds (mean ± sample std)")
+        lines.extend(_job_lines(architecture, job, markdown))
+    years = sorted({job.challenge for job in jobs if job.rows})
+    metric = " / ".join("official CinC 2017 test score" if y == 2017 else f"CinC {y} challenge metric"
+                        for y in years) or "test score"
+    lines.append(f"{architecture}: {metric} over folds (mean ± sample std)")
     for job in jobs:
         if job.rows:
             mean, std = job.stat("score")
             tag = "" if not job.missing else " (incomplete)"
-            naive = job.stat("score", naive=True)[0]
-            lines.append(f"  {job.name:<30} {mean:.3f} ± {_fmt_std(std)}  ({len(job.rows)} folds; "
-                         f"naive {naive:.3f}){tag}")
+            extra = f"naive {job.stat('score', naive=True)[0]:.3f}" if job.naive else \
+                f"CinC {job.challenge}; AUROC {_fmt(job.stat('auroc')[0])}, AUPRC {_fmt(job.stat('auprc')[0])}"
+            lines.append(f"  {job.name:<30} {mean:.3f} ± {_fmt_std(std)}  ({len(job.rows)} folds; {extra}){tag}")
         elif job.pretrain_losses:
             lines.append(f"  {job.name:<30} pre-training ({len(job.pretrain_losses)} folds)")
         else:
             lines.append(f"  {job.name:<30} no finished fold")
     return "\n".join(lines)
+
+
+def _fold_label(fold, source_of: dict) -> str:
+    return f"{fold} ({source_of[fold]})" if fold in source_of else str(fold)
 
 
 def _grid(header: list[str], body: list[list[str]], markdown: bool) -> list[str]:
@@ -197,8 +271,16 @@ def _fmt_std(std: float) -> str:
     return "n/a" if np.isnan(std) else f"{std:.3f}"
 
 
-def _nan_none(value: float):
-    return None if np.isnan(value) else value
+def _fmt(value: float) -> str:
+    return "n/a" if value is None or np.isnan(value) else f"{value:.3f}"
+
+
+def _nan(value) -> float:
+    return float("nan") if value is None else float(value)
+
+
+def _nan_none(value):
+    return None if isinstance(value, float) and np.isnan(value) else value
 
 
 def _num(value) -> str:

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from ecgcore.task import Task
-from ecgcore.train import TrainingObserver, class_weights, epoch_batches, train_task
+from ecgcore.loop import TrainingObserver, epoch_batches
+from ecgcore.train import class_weights, train_task
 from orchestrator.config import parse_model
 from tests.conftest import tiny_model
 
@@ -39,12 +40,12 @@ class Recorder(TrainingObserver):
 
 
 def make_task(data_dir, tmp_path, model_file: dict, kind="classify", init=None, time_limit=None,
-              split="split_3_3_1", fold=1) -> Task:
+              split="split_3_3_1", fold=1, challenge=2017) -> Task:
     model = parse_model(model_file, "tiny.json")
     return Task(task_id=f"{model.model_name}/t/fold{fold}", job="t", fold=fold, model_file="tiny", model=model,
                 data_dir=str(data_dir), split=split, out_dir=str(tmp_path),
                 max_epochs=model.training_parameters.max_epochs, log_en=False, log_test_score=True,
-                threads=1, kind=kind, init_checkpoint=init, time_limit_s=time_limit)
+                threads=1, challenge=challenge, kind=kind, init_checkpoint=init, time_limit_s=time_limit)
 
 
 def _task(synth_dir, tmp_path, **training):
@@ -56,8 +57,9 @@ def test_train_task_runs_and_repeats_exactly(synth_dir, tmp_path):
     a = train_task(_task(synth_dir, tmp_path), rec)
     assert [r["epoch"] for r in rec.rows] == [1, 2] and rec.best
     assert set(a.scores) == {"train", "valid", "test"}
-    assert a.scores["test"]["n"] == len(a.test_predictions) > 15
-    assert all(abs(sum(p) - 1) < 1e-5 for _, _, p in a.test_predictions)
+    assert a.scores["test"]["n"] == len(a.predictions["names"]) == len(a.predictions["probs"]) > 15
+    assert np.allclose(a.predictions["probs"].sum(axis=1), 1, atol=1e-5)  # softmax: one class per record
+    assert a.thresholds is None
     b = train_task(_task(synth_dir, tmp_path))
     assert a.scores == b.scores  # same seed, same CPU scores
 

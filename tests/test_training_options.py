@@ -121,7 +121,7 @@ def test_options_train_end_to_end(synth_dir, tmp_path):
     assert all(math.isfinite(r["train_loss"]) for r in rec.rows)
     assert rec.rows[0]["learning_rate"] == pytest.approx(0.001)  # end of warm-up
     assert rec.rows[-1]["learning_rate"] < 1e-4  # cosine near its end
-    assert result.scores["test"]["n"] == len(result.test_predictions)
+    assert result.scores["test"]["n"] == len(result.predictions["names"])
 
 
 def test_time_limit_stops_training_and_scores_the_best_model(synth_dir, tmp_path):

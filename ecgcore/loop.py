@@ -1,0 +1,174 @@
+"""The shared parts of every training loop: batches, prediction, the epoch loop, the result.
+
+`EpochLoop` runs epochs with periodic validation, keeps the best model,
+stops early or at the time limit; the classification loops (ecgcore.train
+for CinC 2017, ecgcore.multilabel for 2020/2021) and pre-training
+(ecgcore.pretrain) say what a batch's loss is and how a validation scores.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from ecgcore import data, optim
+from ecgcore.tracks import track_for
+
+EVAL_BATCH = 64
+
+
+class TrainingObserver:
+    """Receives progress; the default does nothing."""
+
+    def on_validation(self, row: dict) -> None:
+        pass
+
+    def on_best(self, model: nn.Module, epoch: int) -> None:
+        pass
+
+
+@dataclass
+class TrainResult:
+    scores: dict  # "train"/"valid"/"test" -> score_report of the best model
+    best_epoch: int
+    epochs_run: int
+    stop_reason: str  # "max_epochs", "early_stop" or "time_limit"
+    predictions: dict = field(default_factory=dict)  # of the test fold: names, targets, probs
+    thresholds: list | None = None  # per class, tuned on the validation fold (multi-label track)
+    info: dict = field(default_factory=dict)
+
+
+def epoch_batches(labels: np.ndarray, lengths: np.ndarray, batch_size: int, compensation: float,
+                  rng: np.random.Generator, bucket: int = 8) -> list[np.ndarray]:
+    """One epoch of index batches with rare classes oversampled (reference batch_splitter).
+
+    labels are integer strata: the class (CinC 2017), or the rarest scored
+    class of each record (multi-label, see ecgcore.tracks).
+
+    Records are drawn as in the reference; then, within windows of `bucket`
+    batches, batches are cut from records of similar length so little of a
+    batch is padding (a 61 s record no longer doubles the cost of a batch of
+    30 s ones). The batches are shuffled.
+    """
+    n = labels.size
+    counts = np.bincount(labels)
+    pool = []
+    for cls in np.flatnonzero(counts):
+        copies = int(100 * compensation / (100.0 * counts[cls] / n)) + 1
+        pool.append(np.tile(np.flatnonzero(labels == cls), copies))
+    chosen = rng.permutation(np.concatenate(pool))[:n]
+    batches = []
+    window = batch_size * bucket
+    for start in range(0, n, window):
+        part = chosen[start:start + window]
+        part = part[np.argsort(lengths[part], kind="stable")]
+        batches.extend(np.array_split(part, int(np.ceil(part.size / batch_size))))
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
+@torch.no_grad()
+def predict_proba(model: nn.Module, pipeline: data.Pipeline, items: list[np.ndarray], owners: np.ndarray,
+                  n_records: int, device, multilabel: bool = False) -> np.ndarray:
+    """Class probabilities per record: inputs batched by similar length, windows averaged per record.
+
+    Softmax over the classes for single-label models, an independent sigmoid
+    per class for multi-label ones.
+    """
+    model.eval()
+    order = np.argsort([f.shape[0] for f in items], kind="stable")
+    probs = None
+    for start in range(0, len(order), EVAL_BATCH):
+        idx = order[start:start + EVAL_BATCH]
+        x, lengths = pipeline.to_tensors([items[i] for i in idx], device)
+        logits = model(x, lengths).float()
+        batch = (torch.sigmoid(logits) if multilabel else torch.softmax(logits, dim=1)).cpu().numpy()
+        if probs is None:
+            probs = np.zeros((len(items), batch.shape[1]), dtype=np.float64)
+        probs[idx] = batch
+    out = np.zeros((n_records, probs.shape[1]), dtype=np.float64)
+    np.add.at(out, owners, probs)
+    return out / np.bincount(owners, minlength=n_records)[:, None]
+
+
+class EpochLoop:
+    """Epochs of training with periodic validation, the best model kept, early stop and a time limit.
+
+    Subclasses say what one batch's loss is (`batch_loss`), how a validation
+    scores the model (`evaluate` -> the value that picks the best model and
+    the hotlog row), and whether higher values are better.
+    """
+
+    higher_is_better = True
+    compensation = 0.0  # oversampling of rare classes in the epoch's batches
+
+    def __init__(self, task, model, fold, device, rng, observer, started):
+        self.task, self.model, self.fold, self.device = task, model, fold, device
+        self.rng, self.observer, self.started = rng, observer, started
+        self.tp = task.model.training_parameters
+        self.strata = track_for(task.challenge).strata(fold.train.labels)
+        steps = max(1, -(-len(fold.train) // self.tp.batch_size))
+        self.stepper = optim.Stepper(model, self.tp, steps, task.max_epochs, device)
+        self.best_value, self.best_epoch, self.best_state = None, 0, None
+        self.epoch, self.stop_reason = 0, "max_epochs"
+        # The limit counts training time, not the reading and preprocessing before it.
+        self.deadline = None if task.time_limit_s is None else time.monotonic() + task.time_limit_s
+        self.out_of_time = False
+
+    def run(self) -> None:
+        train_x = None
+        pipeline = self.fold.pipeline
+        for epoch in range(1, self.task.max_epochs + 1):
+            if train_x is None or (pipeline.varies and
+                                   (epoch - 1) % self.task.model.data_augmentation.reload_step == 0):
+                train_x = pipeline.train_items(self.fold.train.signals, self.rng)
+            loss = self.train_epoch(train_x)
+            self.epoch = epoch
+            if epoch % self.tp.validation_step == 0 or epoch == self.task.max_epochs or self.out_of_time:
+                self.validate(epoch, loss)
+                if epoch - self.best_epoch >= self.tp.early_stop_wait:
+                    self.stop_reason = "early_stop"
+                    break
+            if self.out_of_time and epoch < self.task.max_epochs:
+                self.stop_reason = "time_limit"
+                break
+        if self.best_state is None:
+            self.best_state = copy.deepcopy(self.model.state_dict())
+
+    def train_epoch(self, train_x: list[np.ndarray]) -> float:
+        self.model.train()
+        losses = []
+        lengths = np.array([f.shape[0] for f in train_x])
+        for batch in epoch_batches(self.strata, lengths, self.tp.batch_size, self.compensation,
+                                   self.rng):
+            x, lengths_t = self.fold.pipeline.to_tensors([train_x[i] for i in batch], self.device)
+            with self.stepper.autocast():
+                loss = self.batch_loss(x, lengths_t, batch)
+            self.stepper.step(loss)
+            losses.append(float(loss.detach()))
+            # The time limit ends training at a batch boundary, so one slow epoch cannot overrun it.
+            if self.deadline is not None and time.monotonic() >= self.deadline:
+                self.out_of_time = True
+                break
+        return float(np.mean(losses))
+
+    def validate(self, epoch: int, train_loss: float) -> None:
+        value, row = self.evaluate()
+        if self.best_value is None or (value >= self.best_value if self.higher_is_better
+                                       else value <= self.best_value):
+            self.best_value, self.best_epoch = value, epoch  # ties go to the later epoch, as in the reference
+            self.best_state = copy.deepcopy(self.model.state_dict())
+            self.observer.on_best(self.model, epoch)
+        self.observer.on_validation({"epoch": epoch, "best_epoch": self.best_epoch, "train_loss": train_loss,
+                                     **row, "learning_rate": self.stepper.lr,
+                                     "elapsed_s": time.monotonic() - self.started})
+
+    def batch_loss(self, x: torch.Tensor, lengths: torch.Tensor, batch: np.ndarray) -> torch.Tensor:
+        raise NotImplementedError
+
+    def evaluate(self) -> tuple[float, dict]:
+        raise NotImplementedError

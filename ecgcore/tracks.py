@@ -1,0 +1,158 @@
+"""The two challenge tracks behind one interface: reading, splitting, scoring.
+
+A job's `challenge` picks the track. CinC 2017 is single-label (N/A/O/~
+from REFERENCE.csv, one lead, softmax outputs, the official F1 score);
+CinC 2020 and 2021 are multi-label (the scored SNOMED CT classes of each
+header's #Dx line, 12 leads, sigmoid outputs, the challenge metric with
+per-class thresholds). Training, the fold log, `predict`, `ensemble` and
+`summarize` ask the track rather than branch on the year, so both tracks go
+through the same code.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections import Counter
+from dataclasses import dataclass
+
+import numpy as np
+
+from ecgcore import challenge, cinc2017, cinc2020
+from ecgcore.errors import DataError
+from ecgcore.metrics import score_report
+from ecgcore.multisplit import generate_multilabel_split
+from ecgcore.splits import Split, is_sources_split, resolve_split
+
+CHALLENGES = (2017, 2020, 2021)
+
+
+@dataclass(frozen=True)
+class Records:
+    """A labelled dataset, whatever the track: one entry per record, sorted as the reader gives them."""
+
+    root: str
+    names: tuple[str, ...]
+    targets: np.ndarray  # (records,) int class indices, or (records, classes) bool
+    signals: tuple[np.ndarray, ...]  # float32 mV, (leads, samples) or 1-D for one lead
+    fs: tuple[float, ...]
+    leads: tuple[tuple[str, ...], ...]  # lead names per record, from the headers
+    sources: tuple[str, ...]
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def take(self, index) -> Records:
+        index = list(index)
+        pick = lambda seq: tuple(seq[i] for i in index)  # noqa: E731
+        return Records(self.root, pick(self.names), self.targets[index], pick(self.signals), pick(self.fs),
+                       pick(self.leads), pick(self.sources))
+
+
+class SingleLabel:
+    """CinC 2017: one class per record; record numbers identify records in split files."""
+
+    challenge = 2017
+    multilabel = False
+    class_names = cinc2017.CLASSES
+
+    def read(self, root: str, warn: bool = True) -> Records:
+        ds = cinc2017.load_dataset(root)
+        n = len(ds)
+        return Records(ds.root, ds.names, ds.labels, ds.signals, (float(ds.fs),) * n, (("ECG",),) * n,
+                       ("CinC2017",) * n)
+
+    def split(self, records: Records, split_name: str, persist: bool = False) -> tuple[list, Split]:
+        if is_sources_split(split_name):
+            raise DataError(f"split {split_name}: leave-source-out needs a multi-source 12-lead dataset "
+                            "(challenge 2020 or 2021)")
+        ids = [cinc2017.record_number(n) for n in records.names]
+        return ids, resolve_split(records.root, split_name, np.array(ids), records.targets, persist=persist)
+
+    def report(self, targets: np.ndarray, probs: np.ndarray, thresholds=None) -> dict:
+        return score_report(targets, probs.argmax(axis=1))
+
+    def tune(self, targets: np.ndarray, probs: np.ndarray) -> None:
+        return None
+
+    def counts(self, targets: np.ndarray) -> dict[str, int]:
+        return dict(zip(self.class_names, np.bincount(targets, minlength=len(self.class_names)).tolist(),
+                        strict=True))
+
+    def strata(self, targets: np.ndarray) -> np.ndarray:
+        return np.asarray(targets, dtype=np.int64)
+
+
+class MultiLabel:
+    """CinC 2020/2021: the scored classes (equivalent codes merged); record names identify records."""
+
+    multilabel = True
+
+    def __init__(self, year: int):
+        self.challenge = year
+        self.classes = challenge.scored_classes(year)
+        self.class_names = self.classes.abbreviations
+
+    def read(self, root: str, warn: bool = True) -> Records:
+        """With warn, the reader's quirk warnings (once per dataset: the driver warns, trials need not)."""
+        ds = cinc2020.load_dataset(root, warn=warn)
+        targets = self.classes.encode([h.dx for h in ds.headers])
+        return Records(str(os.path.abspath(root)), tuple(ds.names), targets, tuple(ds.signals),
+                       tuple(h.fs for h in ds.headers), tuple(h.leads for h in ds.headers), tuple(ds.sources))
+
+    def split(self, records: Records, split_name: str, persist: bool = False) -> tuple[list, Split]:
+        ids = list(records.names)
+
+        def generate() -> Split:
+            return generate_multilabel_split(ids, records.targets, records.sources, split_name)
+
+        return ids, resolve_split(records.root, split_name, ids, None, persist=persist, generate=generate)
+
+    def report(self, targets: np.ndarray, probs: np.ndarray, thresholds=None) -> dict:
+        thresholds = np.full(targets.shape[1], 0.5) if thresholds is None else np.asarray(thresholds)
+        binary = probs >= thresholds
+        out = challenge.challenge_metrics(targets, binary, probs, self.classes)
+        tp = np.sum(targets & binary, axis=0)
+        denom = 2 * tp + np.sum(targets ^ binary, axis=0)
+        f1 = [float(2 * t / d) if d else None for t, d in zip(tp, denom, strict=True)]
+        return {"score": out["challenge_metric"], **{k: _json_float(v) for k, v in out.items()},
+                "f1": dict(zip(self.class_names, f1, strict=True)),
+                "positives": self.counts(targets), "n": int(targets.shape[0])}
+
+    def tune(self, targets: np.ndarray, probs: np.ndarray) -> np.ndarray:
+        return challenge.tune_thresholds(targets, probs, self.classes)
+
+    def counts(self, targets: np.ndarray) -> dict[str, int]:
+        return dict(zip(self.class_names, np.asarray(targets).sum(axis=0).astype(int).tolist(), strict=True))
+
+    def strata(self, targets: np.ndarray) -> np.ndarray:
+        """Each record's rarest scored class (by these targets); records without one share the last stratum."""
+        targets = np.asarray(targets, dtype=bool)
+        counts = targets.sum(axis=0).astype(float)
+        rarity = np.where(targets, counts[None, :], np.inf)
+        return np.where(targets.any(axis=1), rarity.argmin(axis=1), targets.shape[1]).astype(np.int64)
+
+
+def track_for(year: int) -> SingleLabel | MultiLabel:
+    if year not in CHALLENGES:
+        raise DataError(f"no track for challenge {year}; known: {', '.join(map(str, CHALLENGES))}")
+    return _tracks()[year]
+
+
+@functools.cache
+def _tracks() -> dict:
+    return {2017: SingleLabel(), 2020: MultiLabel(2020), 2021: MultiLabel(2021)}
+
+
+def describe(records: Records, track) -> str:
+    """One line for the submit log: records per class (and per source for 12-lead data)."""
+    counts = ", ".join(f"{c} {n}" for c, n in track.counts(records.targets).items() if n)
+    if not track.multilabel:
+        return f"{len(records)} records ({counts})"
+    sources = ", ".join(f"{s} {n}" for s, n in sorted(Counter(records.sources).items()))
+    labelled = int(np.asarray(records.targets).any(axis=1).sum())
+    return f"{len(records)} records ({sources}), {labelled} with a scored label ({counts})"
+
+
+def _json_float(value):
+    return None if value is None or (isinstance(value, float) and np.isnan(value)) else float(value)
