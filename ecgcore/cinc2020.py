@@ -111,6 +111,9 @@ def _comments(lines: list[str], quirks: list) -> dict:
             quirks.append(f"comment key written {ln.split(':')[0]!r}")
         key, value = key.strip().lower(), value.strip()
         if key == "dx":
+            if not value:  # no diagnosis at all: not the same thing as an empty entry in a list
+                out["dx"] = ()
+                continue
             codes = [c.strip() for c in value.split(",")]
             if any(not c for c in codes):
                 quirks.append("empty entry in the Dx list")

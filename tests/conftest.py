@@ -14,10 +14,11 @@ ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
 SAMPLE_2017 = SHARED / "ecg-samples" / "cinc2017"
 FULL_2017 = SHARED / "ecg-data" / "training2017"
+SAMPLE_2020 = SHARED / "ecg-samples" / "cinc2020"
 
 
-def need(path: Path) -> Path:
-    if not (path / "REFERENCE.csv").exists():
+def need(path: Path, marker: str = "REFERENCE.csv") -> Path:
+    if not (path / marker).exists():
         pytest.skip(f"shared dataset {path} is not present (expected ../shared beside the project)")
     return path
 
@@ -30,6 +31,21 @@ def sample2017() -> Path:
 @pytest.fixture(scope="session")
 def full2017() -> Path:
     return need(FULL_2017)
+
+
+@pytest.fixture(scope="session")
+def sample2020() -> Path:
+    return need(SAMPLE_2020, "README.txt")
+
+
+@pytest.fixture(scope="session")
+def synth12_dir(tmp_path_factory) -> Path:
+    """48 synthetic 12-lead records at 500 Hz, 10 s each, in the CinC 2020/2021 format."""
+    from ecgcore.synth12 import write_synthetic_12lead
+
+    out = tmp_path_factory.mktemp("synth12") / "synth12"
+    write_synthetic_12lead(out, 48, seed=5)
+    return out
 
 
 @pytest.fixture(scope="session")

@@ -3,8 +3,12 @@
 import numpy as np
 import pytest
 
+from ecgcore.cinc2020 import source_of
 from ecgcore.errors import DataError
-from ecgcore.multisplit import iterative_stratification, leave_source_out
+from ecgcore.multisplit import generate_multilabel_split, iterative_stratification, leave_source_out
+from ecgcore.synth12 import write_synthetic_12lead
+from ecgcore.tracks import MultiLabel
+from tests.conftest import SHARED
 
 
 def _labels(n=600, seed=0):
@@ -47,3 +51,115 @@ def test_leave_source_out():
     assert names == ["CPSC", "Georgia", "PTB-XL"] and folds.tolist() == [2, 1, 2, 0]
     with pytest.raises(DataError, match="at least 2 sources"):
         leave_source_out(["Georgia", "Georgia"])
+
+
+# Named splits of records: on the shared real sample (79 records, 4 sources) and on synthetic 12-lead data.
+
+SAMPLE_12 = SHARED / "ecg-samples" / "cinc2020"
+NAMES = ["split_5_6_14", "split_5_6_14_holdout", "sources_6_14"]
+
+
+@pytest.fixture(scope="module")
+def sample12():
+    if not (SAMPLE_12 / "A0689.hea").exists():
+        pytest.skip(f"shared dataset {SAMPLE_12} is not present (expected ../shared beside the project)")
+    return MultiLabel(2021).read(str(SAMPLE_12), warn=False)
+
+
+@pytest.fixture(scope="module")
+def synth12(tmp_path_factory):
+    root = tmp_path_factory.mktemp("synth12")
+    write_synthetic_12lead(root, 60, seed=5)
+    return MultiLabel(2021).read(str(root), warn=False)
+
+
+@pytest.fixture(params=["sample12", "synth12"])
+def records(request):
+    return request.getfixturevalue(request.param)
+
+
+def _split(records, name):
+    return generate_multilabel_split(records.names, records.targets, records.sources, name)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_record_once_per_fold(records, name):
+    split = _split(records, name)
+    everything = sorted(records.names)
+    for fold in split.folds:
+        parts = [*fold.train, *fold.valid, *fold.test, *split.holdout]
+        assert sorted(parts) == everything  # disjoint parts that cover every record
+        rest = len(fold.train) + len(fold.valid)
+        assert abs(len(fold.valid) - rest / 6) <= 2, (len(fold.train), len(fold.valid))
+    tests = sorted(n for fold in split.folds for n in fold.test)
+    assert tests == sorted(set(everything) - set(split.holdout))
+    assert all(isinstance(n, str) for fold in split.folds for n in fold.train + fold.test)
+
+
+@pytest.mark.parametrize("name, other", [("split_5_6_14", "split_5_6_15"),
+                                         ("split_5_6_14_holdout", "split_5_6_15_holdout"),
+                                         ("sources_6_14", "sources_6_15")])
+def test_deterministic_and_seeded(records, name, other):
+    split = _split(records, name)
+    assert split == _split(records, name)
+    assert split.folds != _split(records, other).folds
+
+
+@pytest.mark.parametrize("name", ["split_5_6_14", "split_5_6_14_holdout"])
+def test_each_label_keeps_its_share_of_every_test_fold(records, name):
+    split = _split(records, name)
+    row = {n: i for i, n in enumerate(records.names)}
+    pool = [row[n] for n in records.names if n not in set(split.holdout)]
+    share = records.targets[pool].sum(axis=0) / len(split.folds)
+    frequent = records.targets[pool].sum(axis=0) >= 5
+    assert frequent.sum() >= 2  # the check has labels to look at
+    for fold in split.folds:
+        counts = records.targets[[row[n] for n in fold.test]].sum(axis=0)
+        assert np.all(np.abs(counts - share)[frequent] <= 1 + 1e-9), (counts[frequent], share[frequent])
+
+
+def test_leave_source_out_tests_one_source_per_fold(records):
+    split = _split(records, "sources_6_14")
+    source_of = dict(zip(records.names, records.sources, strict=True))
+    assert split.properties["test sources"] == sorted(set(records.sources))
+    assert len(split.folds) == len(split.properties["test sources"]) and not split.holdout
+    for fold, source in zip(split.folds, split.properties["test sources"], strict=True):
+        assert sorted(fold.test) == sorted(n for n in records.names if source_of[n] == source)
+        assert source not in {source_of[n] for n in fold.train + fold.valid}
+
+
+def test_sample_sources_are_the_four_databases(sample12):
+    split = _split(sample12, "sources_6_14")
+    assert split.properties["test sources"] == ["CPSC", "Chapman-Shaoxing/Ningbo", "Georgia", "PTB-XL"]
+    assert [len(f.test) for f in split.folds] == [2, 33, 30, 14]
+
+
+@pytest.mark.parametrize("n, name, words", [
+    (3, "split_5_6_14", "too few"),
+    (5, "split_5_6_14_holdout", "too few"),
+    (5, "split_5_6_14", "leaves 4 records for training and validation"),
+    (8, "sources_6_14", "records for training and validation"),
+])
+def test_too_few_records_are_refused(n, name, words):
+    names = [f"{'AE'[i % 2]}{i:04d}" for i in range(n)]
+    with pytest.raises(DataError, match=words):
+        generate_multilabel_split(names, _labels(n), [source_of(x) for x in names], name)
+
+
+def test_one_source_cannot_be_left_out():
+    names = [f"A{i:04d}" for i in range(30)]
+    with pytest.raises(DataError, match="at least 2 sources"):
+        generate_multilabel_split(names, _labels(30), ["CPSC"] * 30, "sources_6_14")
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_record_names_with_the_same_number_coexist(name):
+    names = [f"{prefix}{i:04d}" for prefix in ("A", "E") for i in range(1, 31)]
+    split = _split_of_names(names, name)
+    fold = split.folds[0]
+    ids = [*fold.train, *fold.valid, *fold.test, *split.holdout]
+    assert sorted(ids) == sorted(names) and "A0001" in ids and "E0001" in ids
+
+
+def _split_of_names(names, name):
+    return generate_multilabel_split(names, _labels(len(names), seed=4), [source_of(n) for n in names], name)
