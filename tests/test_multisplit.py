@@ -6,9 +6,7 @@ import pytest
 from ecgcore.cinc2020 import source_of
 from ecgcore.errors import DataError
 from ecgcore.multisplit import generate_multilabel_split, iterative_stratification, leave_source_out
-from ecgcore.synth12 import write_synthetic_12lead
 from ecgcore.tracks import MultiLabel
-from tests.conftest import SHARED
 
 
 def _labels(n=600, seed=0):
@@ -55,22 +53,17 @@ def test_leave_source_out():
 
 # Named splits of records: on the shared real sample (79 records, 4 sources) and on synthetic 12-lead data.
 
-SAMPLE_12 = SHARED / "ecg-samples" / "cinc2020"
 NAMES = ["split_5_6_14", "split_5_6_14_holdout", "sources_6_14"]
 
 
 @pytest.fixture(scope="module")
-def sample12():
-    if not (SAMPLE_12 / "A0689.hea").exists():
-        pytest.skip(f"shared dataset {SAMPLE_12} is not present (expected ../shared beside the project)")
-    return MultiLabel(2021).read(str(SAMPLE_12), warn=False)
+def sample12(sample2020):
+    return MultiLabel(2021).read(str(sample2020), warn=False)
 
 
 @pytest.fixture(scope="module")
-def synth12(tmp_path_factory):
-    root = tmp_path_factory.mktemp("synth12")
-    write_synthetic_12lead(root, 60, seed=5)
-    return MultiLabel(2021).read(str(root), warn=False)
+def synth12(synth12_dir):
+    return MultiLabel(2021).read(str(synth12_dir), warn=False)
 
 
 @pytest.fixture(params=["sample12", "synth12"])
