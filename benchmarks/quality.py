@@ -104,6 +104,16 @@ def markdown(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def write_result(out: Path, args, wall: float, rows: list[dict], table: str) -> None:
+    """OUT/result.json (command, date, machine, rows) and OUT/table.md; the table is printed too."""
+    result = {"command": " ".join(sys.argv), "date": time.strftime("%Y-%m-%d"),
+              "machine": f"{platform.node()}, {os.cpu_count()} cores, {platform.machine()}",
+              "wall_s": round(wall, 1), "time_limit_s": args.time_limit, "rows": rows}
+    (out / "result.json").write_text(json.dumps(result, indent=2))
+    (out / "table.md").write_text(table + "\n")
+    print(table)
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--data", required=True)
@@ -121,12 +131,7 @@ def main() -> None:
         for job_dir in sorted(d for d in arch_dir.iterdir() if d.is_dir() and d.name in models):
             ensemble(job_dir)
     rows = table_rows(out / "log", models)
-    result = {"command": " ".join(sys.argv), "date": time.strftime("%Y-%m-%d"),
-              "machine": f"{platform.node()}, {os.cpu_count()} cores, {platform.machine()}",
-              "wall_s": round(wall, 1), "time_limit_s": args.time_limit, "rows": rows}
-    (out / "result.json").write_text(json.dumps(result, indent=2))
-    (out / "table.md").write_text(markdown(rows) + "\n")
-    print(markdown(rows))
+    write_result(out, args, wall, rows, markdown(rows))
     print(f"wall {wall:.0f} s for {len(models)} model files x 5 folds")
 
 

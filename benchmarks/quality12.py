@@ -18,16 +18,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.quality import fold_facts, run_submit  # noqa: E402
+from benchmarks.quality import fold_facts, run_submit, write_result  # noqa: E402
 from orchestrator.commands import make_split  # noqa: E402
 from orchestrator.summarize import collect  # noqa: E402
 
@@ -89,12 +86,7 @@ def main() -> None:
     job_file = write_jobs(models, Path(args.data), out)
     wall = 0.0 if args.skip_run else run_submit(job_file, args, out / "log")
     rows = table_rows(out / "log")
-    result = {"command": " ".join(sys.argv), "date": time.strftime("%Y-%m-%d"),
-              "machine": f"{platform.node()}, {os.cpu_count()} cores, {platform.machine()}",
-              "wall_s": round(wall, 1), "time_limit_s": args.time_limit, "rows": rows}
-    (out / "result.json").write_text(json.dumps(result, indent=2))
-    (out / "table.md").write_text(markdown(rows) + "\n")
-    print(markdown(rows))
+    write_result(out, args, wall, rows, markdown(rows))
     print(f"wall {wall:.0f} s")
 
 

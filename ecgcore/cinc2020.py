@@ -170,6 +170,11 @@ def load_dataset(root: str | Path, warn: bool = True) -> Dataset12:
     heas = sorted(root.rglob("*.hea"), key=lambda p: p.stem)
     if not heas:
         raise DataError(f"{root}: no .hea files (expected CinC 2020/2021 records)")
+    seen: dict[str, Path] = {}
+    for hea in heas:
+        if hea.stem in seen:
+            raise DataError(f"{hea}: record {hea.stem} is also at {seen[hea.stem]} (a source unpacked twice?)")
+        seen[hea.stem] = hea
     headers, signals, quirks = [], [], Counter()
     for hea in heas:
         mat = hea.with_suffix(".mat")

@@ -44,8 +44,9 @@ class Pipeline:
         """Lead selection, filters at the record's rate, resampling, standardisation."""
         fs = self.source_fs if fs is None else float(fs)
         if self.pre.fs is None and fs != self.source_fs:
-            raise DataError(f"recorded at {fs:g} Hz where others are at {self.source_fs:g} Hz: set "
-                            "preprocessing.fs in the model file to resample every record to one rate")
+            raise DataError(f"is at {fs:g} Hz, the model takes {self.source_fs:g} Hz (the rate it was trained "
+                            "at, or the dataset's first record's): set preprocessing.fs in the model file to "
+                            "resample every record to one rate")
         x = np.atleast_2d(signal).astype(np.float32)
         if self.pre.leads:
             missing = [lead for lead in self.pre.leads if lead not in leads]
@@ -141,8 +142,9 @@ def dataset_for(challenge: int, root: str, warn: bool = False) -> Records:
     return _cached_records(challenge, os.path.abspath(root), stamp, warn)
 
 
-def pipeline_for(model: ModelConfig, records: Records) -> Pipeline:
-    return Pipeline(model, records.fs[0], np.atleast_2d(records.signals[0]).shape[0])
+def pipeline_for(model: ModelConfig, records: Records, source_fs: float | None = None) -> Pipeline:
+    """The pipeline for these records; source_fs is the rate the model was trained at, where known."""
+    return Pipeline(model, source_fs or records.fs[0], np.atleast_2d(records.signals[0]).shape[0])
 
 
 def split_of(records: Records, challenge: int, split_name: str, persist: bool = False) -> tuple[list, Split]:
@@ -150,13 +152,19 @@ def split_of(records: Records, challenge: int, split_name: str, persist: bool = 
     return track_for(challenge).split(records, split_name, persist=persist)
 
 
-def make_subset(pipeline: Pipeline, records: Records) -> Subset:
+def prepare_records(pipeline: Pipeline, records: Records) -> list[np.ndarray]:
+    """Every record through pipeline.prepare; a problem names the record."""
     signals = []
     for name, signal, fs, leads in zip(records.names, records.signals, records.fs, records.leads, strict=True):
         try:
             signals.append(pipeline.prepare(signal, fs, leads))
         except DataError as exc:
             raise DataError(f"{records.root}: record {name} {exc}") from None
+    return signals
+
+
+def make_subset(pipeline: Pipeline, records: Records) -> Subset:
+    signals = prepare_records(pipeline, records)
     items, owners = pipeline.eval_items(signals)
     return Subset(tuple(records.names), np.asarray(records.targets), tuple(signals), items, owners,
                   tuple(records.sources))

@@ -84,7 +84,7 @@ def train_task(task: Task, observer: TrainingObserver | None = None) -> TrainRes
     model = build_model(task, fold.pipeline.inputs, len(track.class_names)).to(device)
     info = {"device": str(device), "n_parameters": sum(p.numel() for p in model.parameters()),
             "n_train": len(fold.train), "n_valid": len(fold.valid), "n_test": len(fold.test),
-            "test_sources": sorted(set(fold.test.sources))}
+            "test_sources": sorted(set(fold.test.sources)), "source_fs": fold.pipeline.source_fs}
     if task.init_checkpoint:
         info["initialised_tensors"] = load_pretrained(model, task.init_checkpoint)
     if task.kind == "pretrain":

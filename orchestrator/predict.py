@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from ecgcore.cinc2017 import CLASSES, find_record_files, read_record
-from ecgcore.data import pipeline_for
+from ecgcore.data import pipeline_for, prepare_records
 from ecgcore.errors import ProjectError
 from ecgcore.loop import predict_proba
 from ecgcore.models import get_architecture
@@ -75,13 +75,10 @@ def fold_probabilities(fold: Path, records: Records) -> np.ndarray:
     """Class probabilities of one fold's best model, preprocessed as that fold was trained."""
     model_cfg = parse_model(read_json(fold / "model.json"), fold / "model.json")
     track = track_for(fold_challenge(fold))
-    pipeline = pipeline_for(model_cfg, records)
-    prepared = []
-    for name, signal, fs, leads in zip(records.names, records.signals, records.fs, records.leads, strict=True):
-        try:
-            prepared.append(pipeline.prepare(signal, fs, leads))
-        except ProjectError as exc:
-            raise ProjectError(f"{records.root}: record {name} {exc}") from None
+    scores_file = fold / "scores.json"
+    trained_fs = json.loads(scores_file.read_text()).get("source_fs") if scores_file.exists() else None
+    pipeline = pipeline_for(model_cfg, records, trained_fs)
+    prepared = prepare_records(pipeline, records)
     items, owners = pipeline.eval_items(prepared)
     arch = get_architecture(model_cfg.model_name)
     model = arch.build(model_cfg.model_parameters, pipeline.inputs, len(track.class_names),

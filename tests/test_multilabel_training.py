@@ -133,3 +133,21 @@ def test_ensemble_and_summarize_a_multilabel_job(finished_job, capsys):
     assert set(entry["mean"]) == {"score", "auroc", "auprc", "f_measure", "accuracy"}
     scores = [json.loads((job_dir / f"fold{k}" / "scores.json").read_text())["test"]["score"] for k in range(3)]
     assert entry["mean"]["score"] == pytest.approx(np.mean(scores))
+
+
+def test_predict_refuses_records_at_another_rate_than_the_training_data(synth12_dir, tmp_path, capsys):
+    """Without preprocessing.fs a model runs at its training rate; 250 Hz input must not pass silently."""
+    from ecgcore.synth12 import write_synthetic_12lead
+
+    model = tiny_signal_model(preprocessing={"fs": None}, training_parameters={"max_epochs": 1})
+    out = tmp_path / "log" / "GlobalSkipNet" / "native" / "fold1"
+    task = task12(synth12_dir, out, model)
+    fold_log = FoldLog(task, {"challenge": 2021}, {})
+    fold_log.open()
+    fold_log.finish(train_task(task, fold_log))
+    assert json.loads((out / "scores.json").read_text())["source_fs"] == 500
+    write_synthetic_12lead(tmp_path / "slow", 3, seed=1, fs=250)
+    assert main(["predict", "--run", str(out), "--input", str(tmp_path / "slow"),
+                 "--output", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "is at 250 Hz, the model takes 500 Hz" in err and "A00001" in err

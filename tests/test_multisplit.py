@@ -1,4 +1,5 @@
-"""Multi-label splits: iterative stratification keeps every label's share per fold; leave-source-out."""
+"""Multi-label splits: iterative stratification keeps every label's share per fold; leave-source-out; named splits
+of record names (split_<folds>_<tv>_<seed>[_holdout], sources_<tv>_<seed>) on the real sample and synthetic data."""
 
 import numpy as np
 import pytest

@@ -246,7 +246,7 @@ def test_missing_lead_names_the_record_and_the_lead(records):
 
 
 def test_other_rate_needs_preprocessing_fs(records):
-    with pytest.raises(DataError, match="record Q00001 recorded at 250 Hz.*preprocessing.fs"):
+    with pytest.raises(DataError, match="record Q00001 is at 250 Hz.*preprocessing.fs"):
         make_subset(_pipeline(records, leads=["I", "II"]), records)
 
 
@@ -354,3 +354,10 @@ def test_synth_command_writes_readable_12lead_records(tmp_path, capsys):
     records = MultiLabel(2021).read(str(out), warn=False)
     assert records.targets.shape == (12, 26) and set(Counter(records.sources).values()) == {3}
     assert "12 synthetic records" in capsys.readouterr().out
+
+
+def test_a_record_name_twice_in_one_dataset_is_refused(tmp_path):
+    write_synthetic_12lead(tmp_path / "a", 4, seed=0)
+    write_synthetic_12lead(tmp_path / "b", 4, seed=0)
+    with pytest.raises(DataError, match=r"[ab]/A00001.hea: record A00001 is also at .*[ab]/A00001.hea"):
+        track_for(2021).read(str(tmp_path))

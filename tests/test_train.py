@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from ecgcore.task import Task
 from ecgcore.loop import TrainingObserver, epoch_batches
+from ecgcore.task import Task
 from ecgcore.train import class_weights, train_task
 from orchestrator.config import parse_model
 from tests.conftest import tiny_model
