@@ -187,10 +187,10 @@ def render(architecture: str, jobs: list[JobSummary], fmt: str) -> str:
         buf = io.StringIO()
         writer = csv.writer(buf)
         columns = list(dict.fromkeys(c for job in jobs for c in job.columns))
-        writer.writerow(["job", "challenge", *columns])
+        writer.writerow(["job", *columns, "challenge"])
         for job in jobs:
             for r in job.rows:
-                writer.writerow([job.name, job.challenge, *[_num(r.get(c, "")) for c in columns]])
+                writer.writerow([job.name, *[_num(r.get(c, "")) for c in columns], job.challenge])
         return buf.getvalue().rstrip("\n")
     return _render_table(architecture, jobs, markdown=fmt == "markdown")
 

@@ -151,3 +151,11 @@ def test_predict_refuses_records_at_another_rate_than_the_training_data(synth12_
                  "--output", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
     assert "is at 250 Hz, the model takes 500 Hz" in err and "A00001" in err
+
+
+def test_summarize_csv_of_a_multilabel_job(finished_job, capsys):
+    capsys.readouterr()
+    assert main(["summarize", "GlobalSkipNet", "--log-dir", str(finished_job), "--format", "csv"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "job,fold,score,auroc,auprc,f_measure,accuracy,challenge"
+    assert len(lines) == 4 and all(line.startswith("job12,") and line.endswith(",2021") for line in lines[1:])
