@@ -8,7 +8,9 @@ the best model by validation score kept, early stop after early_stop_wait
 epochs without improvement. The optimiser, schedule, label smoothing, mixup,
 clipping and mixed precision come from the model file (ecgcore.optim).
 Everything random draws from seeds derived from (seed, fold), so a CPU run
-repeats exactly. A task of kind "pretrain" goes to ecgcore.pretrain. Outputs
+repeats exactly. A task of kind "pretrain" goes to ecgcore.pretrain; a task
+of the 12-lead track (challenge 2020/2021) trains with ecgcore.multilabel,
+and its per-class thresholds are tuned on the validation fold. Outputs
 go to an observer (the orchestrator's fold log, which may also report to
 Ray); nothing here writes files.
 """
