@@ -72,6 +72,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--year", type=int, choices=(2020, 2021), default=2021, help="which challenge's metric")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
 
+    _dataset_commands(sub)
+    return parser
+
+
+def _dataset_commands(sub) -> None:
+    """The `split` and `data` commands."""
     p = sub.add_parser("split", help="write a stratified k-fold split into DATASET/splits/")
     p.add_argument("dataset")
     p.add_argument("--folds", type=_positive_int, default=5)
@@ -93,7 +99,6 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--challenge", type=int, choices=(2017, 2020, 2021), default=2017,
                    help="2017: single-lead N/A/O/~; 2020/2021: 12-lead records with #Dx codes")
-    return parser
 
 
 def _summarize_args(p: argparse.ArgumentParser) -> None:
