@@ -133,13 +133,18 @@ def accuracy(labels: np.ndarray, outputs: np.ndarray) -> float:
     return float(np.mean(np.all(labels == outputs, axis=1))) if len(labels) else float("nan")
 
 
-def f_measure(labels: np.ndarray, outputs: np.ndarray) -> float:
-    """Macro F-measure 2TP / (2TP + FP + FN) over the classes where it is defined."""
+def class_f1(labels: np.ndarray, outputs: np.ndarray) -> np.ndarray:
+    """Per-class F1 = 2TP / (2TP + FP + FN); NaN for a class never present and never output."""
     tp = np.sum(labels & outputs, axis=0)
     fp = np.sum(~labels & outputs, axis=0)
     fn = np.sum(labels & ~outputs, axis=0)
     denom = 2 * tp + fp + fn
-    return _nanmean(np.where(denom > 0, 2 * tp / np.maximum(denom, 1), np.nan))
+    return np.where(denom > 0, 2 * tp / np.maximum(denom, 1), np.nan)
+
+
+def f_measure(labels: np.ndarray, outputs: np.ndarray) -> float:
+    """Macro F-measure over the classes where it is defined."""
+    return _nanmean(class_f1(labels, outputs))
 
 
 def beta_measures(labels: np.ndarray, outputs: np.ndarray, beta: float = 2.0) -> tuple[float, float]:

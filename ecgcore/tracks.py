@@ -112,9 +112,7 @@ class MultiLabel:
         thresholds = np.full(targets.shape[1], 0.5) if thresholds is None else np.asarray(thresholds)
         binary = probs >= thresholds
         out = challenge.challenge_metrics(targets, binary, probs, self.classes)
-        tp = np.sum(targets & binary, axis=0)
-        denom = 2 * tp + np.sum(targets ^ binary, axis=0)
-        f1 = [float(2 * t / d) if d else None for t, d in zip(tp, denom, strict=True)]
+        f1 = [_json_float(v) for v in challenge.class_f1(targets, binary)]
         return {"score": out["challenge_metric"], **{k: _json_float(v) for k, v in out.items()},
                 "f1": dict(zip(self.class_names, f1, strict=True)),
                 "positives": self.counts(targets), "n": int(targets.shape[0])}
