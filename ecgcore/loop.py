@@ -31,6 +31,9 @@ class TrainingObserver:
     def on_best(self, model: nn.Module, epoch: int) -> None:
         pass
 
+    def on_checkpoint(self, state: dict) -> None:
+        """After each validation: everything a retry needs to continue from here (EpochLoop.state)."""
+
 
 @dataclass
 class TrainResult:
@@ -119,10 +122,37 @@ class EpochLoop:
         self.deadline = None if task.time_limit_s is None else time.monotonic() + task.time_limit_s
         self.out_of_time = False
 
+    def state(self) -> dict:
+        """The loop at the end of a validation: weights, optimiser, schedule, random streams, best so far."""
+        # A copy: state_dict()s hold the live tensors, which the next epoch changes in place.
+        state = {"epoch": self.epoch, "best_value": self.best_value, "best_epoch": self.best_epoch,
+                 "best_state": self.best_state, "model": self.model.state_dict(),
+                 "stepper": self.stepper.state_dict(), "rng": self.rng.bit_generator.state,
+                 "torch_rng": torch.get_rng_state(),
+                 "time_left_s": None if self.deadline is None else self.deadline - time.monotonic(),
+                 "elapsed_s": time.monotonic() - self.started}
+        return copy.deepcopy(state)
+
+    def restore(self, state: dict) -> None:
+        """Continue from a state(): the next epoch is state["epoch"] + 1.
+
+        Augmented training inputs are drawn afresh at the first epoch after a
+        restore (they are not part of the state), from the restored stream.
+        """
+        self.model.load_state_dict(state["model"])
+        self.stepper.load_state_dict(state["stepper"])
+        self.rng.bit_generator.state = state["rng"]
+        torch.set_rng_state(state["torch_rng"])
+        self.epoch, self.best_epoch = state["epoch"], state["best_epoch"]
+        self.best_value, self.best_state = state["best_value"], state["best_state"]
+        if state["time_left_s"] is not None:
+            self.deadline = time.monotonic() + max(0.0, state["time_left_s"])
+        self.started = time.monotonic() - state["elapsed_s"]  # elapsed_s counts across attempts
+
     def run(self) -> None:
         train_x = None
         pipeline = self.fold.pipeline
-        for epoch in range(1, self.task.max_epochs + 1):
+        for epoch in range(self.epoch + 1, self.task.max_epochs + 1):
             if train_x is None or (pipeline.varies and
                                    (epoch - 1) % self.task.model.data_augmentation.reload_step == 0):
                 train_x = pipeline.train_items(self.fold.train.signals, self.rng)
@@ -166,6 +196,7 @@ class EpochLoop:
         self.observer.on_validation({"epoch": epoch, "best_epoch": self.best_epoch, "train_loss": train_loss,
                                      **row, "learning_rate": self.stepper.lr,
                                      "elapsed_s": time.monotonic() - self.started})
+        self.observer.on_checkpoint(self.state())
 
     def batch_loss(self, x: torch.Tensor, lengths: torch.Tensor, batch: np.ndarray) -> torch.Tensor:
         raise NotImplementedError

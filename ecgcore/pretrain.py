@@ -66,10 +66,13 @@ def reconstruction_loss(model: PretrainNet, x, lengths, cfg: Pretraining, rng) -
     return err.sum() / (hide.sum() * x.shape[1]).clamp(min=1)
 
 
-def pretrain(task, net, fold, device, rng, observer, started, info):
+def pretrain(task, net, fold, device, rng, observer, started, info, resume=None):
     """Train net's encoder on the fold's training records; return a TrainResult of losses."""
     loop = _PretrainLoop(task, PretrainNet(net, fold.pipeline.inputs.n_leads).to(device), fold, device, rng,
                          observer, started)
+    if resume is not None:
+        loop.restore(resume)
+        info["resumed_after_epoch"] = resume["epoch"]
     loop.run()
     loop.model.load_state_dict(loop.best_state)
     info["elapsed_s"] = time.monotonic() - started

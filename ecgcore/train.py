@@ -72,8 +72,12 @@ def load_pretrained(model: nn.Module, path: str) -> int:
     return len(matched)
 
 
-def train_task(task: Task, observer: TrainingObserver | None = None) -> TrainResult:
-    """Train task.model on its fold and score the best model on train/valid/test."""
+def train_task(task: Task, observer: TrainingObserver | None = None, resume: dict | None = None) -> TrainResult:
+    """Train task.model on its fold and score the best model on train/valid/test.
+
+    resume is a state the observer received through on_checkpoint: training
+    continues after that validation (a retried trial), not from scratch.
+    """
     observer = observer or TrainingObserver()
     started = time.monotonic()
     torch.set_num_threads(task.threads)
@@ -92,7 +96,7 @@ def train_task(task: Task, observer: TrainingObserver | None = None) -> TrainRes
     if task.kind == "pretrain":
         from ecgcore.pretrain import pretrain
 
-        return pretrain(task, model, fold, device, rng, observer, started, info)
+        return pretrain(task, model, fold, device, rng, observer, started, info, resume)
     if track.multilabel:
         info.update(multilabel.multilabel_info(task, fold))
         loop = multilabel.MultiLabelLoop(task, model, fold, track, info, device, rng, observer, started)
@@ -100,6 +104,9 @@ def train_task(task: Task, observer: TrainingObserver | None = None) -> TrainRes
         info["class_weights"] = class_weights(fold.train.labels,
                                               task.model.loss_function_parameters.class_penalty).tolist()
         loop = _Loop(task, model, fold, info["class_weights"], device, rng, observer, started)
+    if resume is not None:
+        loop.restore(resume)
+        info["resumed_after_epoch"] = resume["epoch"]
     loop.run()
     model.load_state_dict(loop.best_state)
     return _final_scores(model, fold, track, device, loop, info, started)

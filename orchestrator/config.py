@@ -35,7 +35,7 @@ class JobConfig:
     data: str | None = spec(None, "dataset folder (default: submit --data, else data/training2017)")
     cpus_per_task: float | None = spec(None, "CPUs per fold (default 1)", min=0.01)
     gpus_per_task: float | None = spec(None, "GPUs per fold (default: 1 if the cluster has GPUs)", min=0.0)
-    max_retries: int = spec(0, "times Ray retries a failed fold", min=0)
+    max_retries: int = spec(2, "times Ray retries a failed fold, from its last checkpoint", min=0)
     challenge: int = spec(2017, "labels, classes and metric: 2017 (REFERENCE.csv, N/A/O/~, F1 score) or "
                                 "2020/2021 (the scored SNOMED CT codes of #Dx, the challenge metric)",
                           choices=(2017, 2020, 2021))

@@ -6,10 +6,15 @@ FoldLog is the training observer that writes a fold's files:
   events.out.tfevents.*  TensorBoard scalars (when log_en)
   best_model.pt          state dict of the best model so far (weights_only loadable)
   predictions.csv        test-fold record, label(s), prediction(s), probabilities
+  validations.jsonl      every validation row in full (per-class F1 too), replayed into
+                         TensorBoard when a retried trial continues from its checkpoint
+  attempt.json           host, pid, start time and attempt of the process writing the fold
   scores.json            final scores and provenance, written last and atomically
 A fold counts as finished only when scores.json exists, so an interrupted
 run never looks like a result. Starting a fold clears what an earlier
-attempt left, so each validation appears exactly once.
+attempt left; a retry that continues from the checkpoint of epoch E keeps
+the rows up to E and drops the later ones (and rebuilds the TensorBoard
+events from them), so each validation appears exactly once.
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ import csv
 import hashlib
 import json
 import os
+import socket
+import time
 from pathlib import Path
 
 import torch
@@ -30,7 +37,9 @@ from orchestrator.schema import to_plain
 
 SCORES = "scores.json"
 HOTLOG = "hotlog.csv"
-_OUTPUTS = ("job.json", "model.json", HOTLOG, BEST_MODEL, "predictions.csv", SCORES)
+VALIDATIONS = "validations.jsonl"
+ATTEMPT = "attempt.json"
+_OUTPUTS = ("job.json", "model.json", HOTLOG, VALIDATIONS, BEST_MODEL, "predictions.csv", SCORES)
 
 
 def config_hash(task: Task) -> str:
@@ -63,24 +72,52 @@ class FoldLog(TrainingObserver):
         self.columns = hotlog_columns(task)
         self.writer = None
 
-    def open(self) -> None:
+    def open(self, resume: dict | None = None) -> None:
+        """Start the fold afresh, or (resume: a checkpoint's state) continue after its epoch."""
         self.dir.mkdir(parents=True, exist_ok=True)
-        for name in _OUTPUTS:
-            (self.dir / name).unlink(missing_ok=True)
         for events in self.dir.glob("events.out.tfevents.*"):
             events.unlink()
-        write_json_atomic(self.dir / "job.json", {**self.job, "name": self.task.job, "cvid": self.task.fold})
-        write_json_atomic(self.dir / "model.json", to_plain(self.task.model))
+        if resume is None:
+            for name in _OUTPUTS:
+                (self.dir / name).unlink(missing_ok=True)
+            write_json_atomic(self.dir / "job.json", {**self.job, "name": self.task.job, "cvid": self.task.fold})
+            write_json_atomic(self.dir / "model.json", to_plain(self.task.model))
+            rows = []
+        else:
+            for name in ("predictions.csv", SCORES):
+                (self.dir / name).unlink(missing_ok=True)
+            rows = self._rows_until(resume["epoch"])
+            self._save_best(resume["best_state"])  # a crashed attempt may have saved a later best
+        attempt = json.loads((self.dir / ATTEMPT).read_text())["attempt"] + 1 \
+            if resume is not None and (self.dir / ATTEMPT).exists() else 1
+        write_json_atomic(self.dir / ATTEMPT, {"host": socket.gethostname(), "pid": os.getpid(),
+                                               "started": time.time(), "attempt": attempt,
+                                               "resumed_after_epoch": None if resume is None else resume["epoch"]})
         with open(self.dir / HOTLOG, "w", newline="") as fh:
-            csv.writer(fh).writerow(self.columns)
+            out = csv.writer(fh)
+            out.writerow(self.columns)
+            out.writerows([_fmt(row[c]) for c in self.columns] for row in rows)
+        (self.dir / VALIDATIONS).write_text("".join(json.dumps(row) + "\n" for row in rows))
         if self.task.log_en:
             from torch.utils.tensorboard import SummaryWriter  # heavy import, only when logging
 
             self.writer = SummaryWriter(log_dir=str(self.dir))
+            for row in rows:
+                self._tensorboard(row)
+
+    def _rows_until(self, epoch: int) -> list[dict]:
+        path = self.dir / VALIDATIONS
+        rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+        return [row for row in rows if row["epoch"] <= epoch]
 
     def on_validation(self, row: dict) -> None:
         with open(self.dir / HOTLOG, "a", newline="") as fh:
             csv.writer(fh).writerow([_fmt(row[c]) for c in self.columns])
+        with open(self.dir / VALIDATIONS, "a") as fh:
+            fh.write(json.dumps(row) + "\n")
+        self._tensorboard(row)
+
+    def _tensorboard(self, row: dict) -> None:
         if self.writer is None:
             return
         step = row["epoch"]
@@ -101,8 +138,11 @@ class FoldLog(TrainingObserver):
         self.writer.flush()
 
     def on_best(self, model, epoch: int) -> None:
+        self._save_best(model.state_dict())
+
+    def _save_best(self, state: dict) -> None:
         tmp = self.dir / f".{BEST_MODEL}.tmp"
-        torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, tmp)
+        torch.save({k: v.detach().cpu() for k, v in state.items()}, tmp)
         os.replace(tmp, self.dir / BEST_MODEL)
 
     def finish(self, result: TrainResult) -> dict:

@@ -3,13 +3,18 @@
 This is the only module that imports Ray. Each trial gets its task as a
 plain dict (visible in the dashboard and in params.json), rebuilds the Task,
 and calls ecgcore's `train_task` with a FoldLog that also reports every
-validation to Tune. Trial actors are reused so torch is imported once per
-worker, and every path is absolute because trials run in their own cwd.
+validation to Tune, with a `tune.Checkpoint` of the training state. A failed
+trial is retried by Tune (`FailureConfig`, the jobs' `max_retries`) from its
+last checkpoint: `tune.get_checkpoint()` gives the state back, the fold log
+drops the rows after it, and training continues. Trial actors are reused so
+torch is imported once per worker, and every path is absolute because trials
+run in their own cwd.
 """
 
 from __future__ import annotations
 
 import os
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +22,7 @@ from pathlib import Path
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # offline machines; no usage pings
 
 import ray  # noqa: E402
+import torch  # noqa: E402
 from ray import tune  # noqa: E402
 from ray.tune.execution.placement_groups import PlacementGroupFactory  # noqa: E402
 
@@ -39,8 +45,13 @@ class TrialOutcome:
 class ProgressLines(tune.Callback):
     """One short line per trial event instead of Tune's full configuration tables."""
 
-    def __init__(self, say=print):
-        self.say = say
+    def __init__(self, say=None):
+        # Not print itself: Tune pickles its callbacks with the experiment state, and print may have
+        # been replaced by then (Ray patches it for log deduplication), which cannot be pickled.
+        self._say = say
+
+    def say(self, text: str) -> None:
+        (self._say or print)(text)
 
     def on_trial_start(self, iteration, trials, trial, **info):
         self.say(f"[start] {_task_id(trial)} on {trial.placement_group_factory.required_resources}")
@@ -68,21 +79,61 @@ class ProgressLines(tune.Callback):
 
 
 class TuneFoldLog(FoldLog):
-    """FoldLog that also reports each validation to Ray Tune."""
+    """FoldLog that also reports each validation to Ray Tune, with a checkpoint to retry from.
+
+    fault (tests only, never set by the CLI): {"raise_at_epoch": N, "marker": path} raises once,
+    after the row of validation N is written, to exercise a retry.
+    """
+
+    def __init__(self, task, job, provenance, fault: dict | None = None):
+        super().__init__(task, job, provenance)
+        self.fault, self.row = fault, None
 
     def on_validation(self, row: dict) -> None:
         super().on_validation(row)
-        tune.report({k: v for k, v in row.items() if not isinstance(v, dict)})
+        self.row = {k: v for k, v in row.items() if not isinstance(v, dict)}
+        if self.fault and row["epoch"] == self.fault["raise_at_epoch"] and not Path(self.fault["marker"]).exists():
+            Path(self.fault["marker"]).write_text("raised once")
+            raise RuntimeError(f"injected fault at validation {row['epoch']}")
+
+    def on_checkpoint(self, state: dict) -> None:
+        with tempfile.TemporaryDirectory() as tmp:
+            torch.save(_to_cpu(state), Path(tmp) / CHECKPOINT_FILE)
+            tune.report(self.row, checkpoint=tune.Checkpoint.from_directory(tmp))
+
+
+CHECKPOINT_FILE = "state.pt"
+
+
+def _to_cpu(value):
+    """Checkpoints load on any worker, with or without a GPU."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu()
+    if isinstance(value, dict):
+        return {k: _to_cpu(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_to_cpu(v) for v in value)
+    return value
+
+
+def _restored_state() -> dict | None:
+    """The training state of this trial's last checkpoint, when Tune retries it."""
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is None:
+        return None
+    with checkpoint.as_directory() as directory:
+        return torch.load(Path(directory) / CHECKPOINT_FILE, map_location="cpu", weights_only=True)
 
 
 def run_trial(config: dict) -> None:
-    """Tune function trainable: one fold of one job."""
+    """Tune function trainable: one fold of one job, continued from its checkpoint on a retry."""
     spec = config["spec"]
     task = task_from_dict(spec["task"])
-    log = TuneFoldLog(task, spec["job"], config["provenance"])
-    log.open()
+    resume = _restored_state()
+    log = TuneFoldLog(task, spec["job"], config["provenance"], config.get("fault"))
+    log.open(resume)
     try:
-        result = train_task(task, log)
+        result = train_task(task, log, resume)
     finally:
         log.close()
     scores = log.finish(result)
@@ -107,8 +158,8 @@ def connect(address: str | None) -> str | None:
 
 
 def run_tasks(tasks: list[Task], jobs: list[NamedJob], overrides: Overrides, log_dir: Path,
-              provenance: dict, max_concurrent: int | None = None) -> list[TrialOutcome]:
-    """Schedule every task as a Tune trial and wait for all of them."""
+              provenance: dict, max_concurrent: int | None = None, fault: dict | None = None) -> list[TrialOutcome]:
+    """Schedule every task as a Tune trial and wait for all of them (fault: see TuneFoldLog, tests only)."""
     by_name = {j.name: j for j in jobs}
     cluster_gpus = float(ray.cluster_resources().get("GPU", 0))
     specs = []
@@ -120,13 +171,14 @@ def run_tasks(tasks: list[Task], jobs: list[NamedJob], overrides: Overrides, log
     trainable = tune.with_resources(run_trial, _placement)
     tuner = tune.Tuner(
         trainable,
-        param_space={"spec": tune.grid_search(specs), "provenance": provenance},
+        param_space={"spec": tune.grid_search(specs), "provenance": provenance, "fault": fault},
         tune_config=tune.TuneConfig(reuse_actors=True, max_concurrent_trials=max_concurrent,
                                     trial_name_creator=_trial_name, trial_dirname_creator=_trial_name),
         run_config=tune.RunConfig(
             name=time.strftime("submit-%Y%m%d-%H%M%S"),
             storage_path=str(log_dir.resolve() / ".tune"),
             failure_config=tune.FailureConfig(max_failures=max(s["retries"] for s in specs)),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),  # a retry needs only the last
             verbose=0,
             callbacks=[ProgressLines()],
         ),
