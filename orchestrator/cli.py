@@ -41,19 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
                                      description="Cross-validated ECG training jobs on Ray Tune.")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("submit", help="run every job x fold of a job file as Ray Tune trials")
-    p.add_argument("job_file")
-    p.add_argument("--data", help=f"dataset folder for every job (default: the job's, else {DEFAULT_DATA})")
-    p.add_argument("--log-dir", default="log", help="where log/<arch>/<job>/fold<k>/ go (default: log)")
-    p.add_argument("--models-dir", help="model files (default: models/ beside the job file's folder)")
-    p.add_argument("--max-epochs", type=_positive_int, help="cap the epochs of every task (quick runs)")
-    p.add_argument("--cpus-per-task", type=_non_negative_float, help="CPUs per fold (fractions allowed)")
-    p.add_argument("--gpus-per-task", type=_non_negative_float, help="GPUs per fold (fractions allowed)")
-    p.add_argument("--time-limit", type=_at_least_one_second, metavar="SECONDS",
-                   help="stop each task's training after this long, then score its best model")
-    p.add_argument("--max-concurrent", type=_positive_int, help="folds running at once, at most")
-    p.add_argument("--address", help="join an existing Ray cluster (auto, ray://host:10001)")
-    p.add_argument("--dry-run", action="store_true", help="print the task table, start nothing")
+    _submit_args(sub.add_parser("submit", help="run every job x fold of a job file as Ray Tune trials"))
+    _submit_args(sub.add_parser("resume", help="continue an interrupted submit (= submit --resume)"))
+    _status_args(sub.add_parser("status", help="per job and fold: pending, running, done or failed"))
 
     p = sub.add_parser("summarize", help="cross-validation scores of every job of an architecture")
     _summarize_args(p)
@@ -74,6 +64,29 @@ def build_parser() -> argparse.ArgumentParser:
 
     _dataset_commands(sub)
     return parser
+
+
+def _submit_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("job_file")
+    p.add_argument("--data", help=f"dataset folder for every job (default: the job's, else {DEFAULT_DATA})")
+    p.add_argument("--log-dir", default="log", help="where log/<arch>/<job>/fold<k>/ go (default: log)")
+    p.add_argument("--models-dir", help="model files (default: models/ beside the job file's folder)")
+    p.add_argument("--max-epochs", type=_positive_int, help="cap the epochs of every task (quick runs)")
+    p.add_argument("--cpus-per-task", type=_non_negative_float, help="CPUs per fold (fractions allowed)")
+    p.add_argument("--gpus-per-task", type=_non_negative_float, help="GPUs per fold (fractions allowed)")
+    p.add_argument("--time-limit", type=_at_least_one_second, metavar="SECONDS",
+                   help="stop each task's training after this long, then score its best model")
+    p.add_argument("--max-concurrent", type=_positive_int, help="folds running at once, at most")
+    p.add_argument("--address", help="join an existing Ray cluster (auto, ray://host:10001)")
+    p.add_argument("--dry-run", action="store_true", help="print the task table, start nothing")
+    p.add_argument("--resume", action="store_true",
+                   help="continue an interrupted submit of this job file: finished folds are not run again")
+
+
+def _status_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("job_file", nargs="?", help="only this job file's jobs and folds (default: every job under log/)")
+    p.add_argument("--log-dir", default="log")
+    p.add_argument("--models-dir", help="model files (default: models/ beside the job file's folder)")
 
 
 def _dataset_commands(sub) -> None:
@@ -108,14 +121,20 @@ def _summarize_args(p: argparse.ArgumentParser) -> None:
 
 
 def dispatch(args: argparse.Namespace) -> int:
-    if args.command == "submit":
+    if args.command in ("submit", "resume"):
         from orchestrator.submit import SubmitOptions, submit
 
         overrides = Overrides(data=args.data, max_epochs=args.max_epochs,
                               cpus_per_task=args.cpus_per_task, gpus_per_task=args.gpus_per_task,
                               time_limit_s=args.time_limit)
         return submit(SubmitOptions(args.job_file, args.models_dir, args.log_dir, overrides,
-                                    args.address, args.max_concurrent, args.dry_run))
+                                    args.address, args.max_concurrent, args.dry_run,
+                                    resume=args.resume or args.command == "resume"))
+    if args.command == "status":
+        from orchestrator.status import status
+
+        print(status(args.log_dir, args.job_file, args.models_dir))
+        return 0
     if args.command == "summarize":
         from orchestrator.summarize import summarize
 

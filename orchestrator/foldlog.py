@@ -9,6 +9,7 @@ FoldLog is the training observer that writes a fold's files:
   validations.jsonl      every validation row in full (per-class F1 too), replayed into
                          TensorBoard when a retried trial continues from its checkpoint
   attempt.json           host, pid, start time and attempt of the process writing the fold
+  error.txt              the trace of a failed attempt (removed when the fold starts again)
   scores.json            final scores and provenance, written last and atomically
 A fold counts as finished only when scores.json exists, so an interrupted
 run never looks like a result. Starting a fold clears what an earlier
@@ -39,6 +40,7 @@ SCORES = "scores.json"
 HOTLOG = "hotlog.csv"
 VALIDATIONS = "validations.jsonl"
 ATTEMPT = "attempt.json"
+ERROR = "error.txt"
 _OUTPUTS = ("job.json", "model.json", HOTLOG, VALIDATIONS, BEST_MODEL, "predictions.csv", SCORES)
 
 
@@ -77,6 +79,7 @@ class FoldLog(TrainingObserver):
         self.dir.mkdir(parents=True, exist_ok=True)
         for events in self.dir.glob("events.out.tfevents.*"):
             events.unlink()
+        (self.dir / ERROR).unlink(missing_ok=True)
         if resume is None:
             for name in _OUTPUTS:
                 (self.dir / name).unlink(missing_ok=True)
@@ -170,6 +173,12 @@ class FoldLog(TrainingObserver):
         write_json_atomic(self.dir / SCORES, scores)
         self.close()
         return scores
+
+    def record_error(self, exc: BaseException) -> None:
+        """The failure's full trace beside the fold (`status` shows its last line and points here)."""
+        import traceback
+
+        (self.dir / ERROR).write_text("".join(traceback.format_exception(exc)))
 
     def close(self) -> None:
         if self.writer is not None:

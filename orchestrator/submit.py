@@ -4,10 +4,19 @@ Everything that can be checked without Ray is checked first (job and model
 files, dataset records and labels, the split, the log folder), so a mistake
 exits with code 2 before Ray starts and before anything is written under
 log/. `--dry-run` stops after printing the task table.
+
+`--resume` (or the `resume` command) continues an interrupted submit of the
+same job file: folds whose scores.json holds this configuration's result
+are not run again, the others continue from their checkpoints (Tune's
+Tuner.restore), and a fold folder written by a changed model file is
+refused. Each job folder is locked while a submit writes it. SIGTERM stops
+a submit the way Ctrl-C does: Tune saves its state, so `resume` can continue.
 """
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,7 +28,9 @@ from ecgcore.task import Task
 from ecgcore.tracks import describe, track_for
 from orchestrator.config import check_kinds, load_jobs, load_models
 from orchestrator.expand import Overrides, expand, task_table
+from orchestrator.foldlog import SCORES
 from orchestrator.provenance import provenance
+from orchestrator.runstate import JobLocks, check_unchanged, finished
 
 
 @dataclass(frozen=True)
@@ -31,6 +42,7 @@ class SubmitOptions:
     address: str | None = None
     max_concurrent: int | None = None
     dry_run: bool = False
+    resume: bool = False
 
 
 def default_models_dir(job_file: str | Path) -> Path:
@@ -97,6 +109,25 @@ def submit(opts: SubmitOptions, say: Callable[[str], None] = print) -> int:
     check_data(tasks, say)
     log_dir = (root / opts.log_dir).resolve()
     check_log_dir(log_dir)
+    with JobLocks([Path(t.out_dir).parent for t in tasks], opts.job_file):
+        done = prepare_folds(tasks, opts.resume, say)
+        return _run(opts, jobs, tasks, log_dir, done, say)
+
+
+def prepare_folds(tasks: list[Task], resume: bool, say: Callable[[str], None]) -> set[str]:
+    """Resume: check every fold folder and return the finished folds. Fresh: forget earlier results."""
+    if not resume:
+        for task in tasks:
+            (Path(task.out_dir) / SCORES).unlink(missing_ok=True)
+        return set()
+    for task in tasks:
+        check_unchanged(task)
+    done = {t.task_id for t in tasks if finished(t)}
+    say(f"resume: {len(done)} of {len(tasks)} fold(s) finished earlier; running the other {len(tasks) - len(done)}")
+    return done
+
+
+def _run(opts: SubmitOptions, jobs, tasks: list[Task], log_dir: Path, done: set[str], say) -> int:
     from orchestrator import tuner  # imports Ray: only when something will run
 
     url = tuner.connect(opts.address)
@@ -104,14 +135,32 @@ def submit(opts: SubmitOptions, say: Callable[[str], None] = print) -> int:
         say(f"Ray dashboard: {url}  (token in ~/.ray/auth_token)")
     say(f"submitting {len(tasks)} task(s); TensorBoard: tensorboard --logdir {log_dir}")
     started = time.monotonic()
-    outcomes = tuner.run_tasks(tasks, jobs, opts.overrides, log_dir, provenance(), opts.max_concurrent)
+    previous = signal.signal(signal.SIGTERM, _as_interrupt) if _main_thread() else None
+    try:
+        outcomes = tuner.run_tasks(tasks, jobs, opts.overrides, log_dir, provenance(), opts.max_concurrent,
+                                   experiment=tuner.experiment_name(opts.job_file, tasks), resume=opts.resume)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     failed = [o for o in outcomes if not o.ok]
     for o in outcomes:
         if not o.ok:
             status = f"FAILED: {o.error}"
         else:
             status = "pre-trained" if o.test_score is None else f"test score {o.test_score:.3f}"
+        status += " (finished earlier)" if o.skipped or o.task_id in done else ""
         say(f"  {o.task_id:<40} {status}")
     say(f"{len(outcomes) - len(failed)}/{len(outcomes)} task(s) finished in "
         f"{time.monotonic() - started:.0f} s; results under {log_dir}")
     return 1 if failed else 0
+
+
+def _as_interrupt(signum, frame) -> None:
+    """SIGTERM as Ctrl-C: Tune stops the trials and saves the experiment for `resume`."""
+    os.kill(os.getpid(), signal.SIGINT)
+
+
+def _main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()

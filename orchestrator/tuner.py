@@ -13,7 +13,10 @@ run in their own cwd.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import shutil
 import tempfile
 import time
 from dataclasses import dataclass
@@ -30,7 +33,8 @@ from ecgcore.task import Task  # noqa: E402
 from ecgcore.train import train_task  # noqa: E402
 from orchestrator.config import NamedJob, task_from_dict  # noqa: E402
 from orchestrator.expand import Overrides, resources  # noqa: E402
-from orchestrator.foldlog import FoldLog  # noqa: E402
+from orchestrator.foldlog import SCORES, FoldLog, config_hash  # noqa: E402
+from orchestrator.runstate import finished  # noqa: E402
 from orchestrator.schema import to_plain  # noqa: E402
 
 
@@ -40,6 +44,7 @@ class TrialOutcome:
     ok: bool
     test_score: float | None
     error: str | None
+    skipped: bool = False  # finished by an earlier, interrupted submit; not run again
 
 
 class ProgressLines(tune.Callback):
@@ -126,20 +131,42 @@ def _restored_state() -> dict | None:
 
 
 def run_trial(config: dict) -> None:
-    """Tune function trainable: one fold of one job, continued from its checkpoint on a retry."""
+    """Tune function trainable: one fold of one job, continued from its checkpoint on a retry.
+
+    A fold whose scores.json already holds this configuration's result (a
+    resumed submit whose experiment state lagged behind) is reported done
+    without training again; a fresh submit removes those files first.
+    """
     spec = config["spec"]
     task = task_from_dict(spec["task"])
+    if finished(task):
+        scores = json.loads((Path(task.out_dir) / SCORES).read_text())
+        tune.report({**_final(task, scores), "done": True, "skipped": True})
+        return
     resume = _restored_state()
     log = TuneFoldLog(task, spec["job"], config["provenance"], config.get("fault"))
     log.open(resume)
     try:
         result = train_task(task, log, resume)
+    except BaseException as exc:
+        log.record_error(exc)
+        raise
     finally:
         log.close()
     scores = log.finish(result)
-    final = {"final_test_score": scores["test"]["score"], "final_valid_score": scores["valid"]["score"]} \
-        if task.kind == "classify" else {"final_valid_loss": scores["valid"]["loss"]}
-    tune.report({"epoch": result.epochs_run, **final, "done": True})
+    tune.report({"epoch": result.epochs_run, **_final(task, scores), "done": True})
+
+
+def _final(task: Task, scores: dict) -> dict:
+    if task.kind == "classify":
+        return {"final_test_score": scores["test"]["score"], "final_valid_score": scores["valid"]["score"]}
+    return {"final_valid_loss": scores["valid"]["loss"]}
+
+
+def experiment_name(job_file: str, tasks: list[Task]) -> str:
+    """Stable for the same job file and task configurations, so `resume` finds the experiment again."""
+    digest = hashlib.sha256(json.dumps(sorted((t.task_id, config_hash(t)) for t in tasks)).encode())
+    return f"{Path(job_file).stem}-{digest.hexdigest()[:10]}"
 
 
 def connect(address: str | None) -> str | None:
@@ -158,8 +185,34 @@ def connect(address: str | None) -> str | None:
 
 
 def run_tasks(tasks: list[Task], jobs: list[NamedJob], overrides: Overrides, log_dir: Path,
-              provenance: dict, max_concurrent: int | None = None, fault: dict | None = None) -> list[TrialOutcome]:
-    """Schedule every task as a Tune trial and wait for all of them (fault: see TuneFoldLog, tests only)."""
+              provenance: dict, max_concurrent: int | None = None, fault: dict | None = None,
+              experiment: str | None = None, resume: bool = False) -> list[TrialOutcome]:
+    """Schedule every task as a Tune trial and wait for all of them (fault: see TuneFoldLog, tests only).
+
+    With resume, an earlier experiment of the same name is restored with
+    Tune's own `Tuner.restore`: finished trials stay finished, unfinished
+    and failed ones continue from their last checkpoints.
+    """
+    path = log_dir.resolve() / ".tune" / (experiment or time.strftime("submit-%Y%m%d-%H%M%S"))
+    trainable = tune.with_resources(run_trial, _placement)
+    if resume and tune.Tuner.can_restore(str(path)):
+        print(f"continuing the Tune experiment {path}: unfinished folds resume from their checkpoints")
+        tuner = tune.Tuner.restore(str(path), trainable, resume_errored=True)
+    else:
+        shutil.rmtree(path, ignore_errors=True)  # a fresh submit starts a fresh experiment
+        tuner = _new_tuner(tasks, jobs, overrides, path, provenance, max_concurrent, fault, trainable)
+    outcomes = []
+    for result in tuner.fit():
+        task_id = result.config["spec"]["task"]["task_id"]
+        metrics = result.metrics or {}
+        error = None if result.error is None else _last_line(result.error)
+        outcomes.append(TrialOutcome(task_id, result.error is None and metrics.get("done", False),
+                                     metrics.get("final_test_score"), error, bool(metrics.get("skipped"))))
+    order = {t.task_id: i for i, t in enumerate(tasks)}
+    return sorted(outcomes, key=lambda o: order.get(o.task_id, len(order)))
+
+
+def _new_tuner(tasks, jobs, overrides, path: Path, provenance, max_concurrent, fault, trainable) -> tune.Tuner:
     by_name = {j.name: j for j in jobs}
     cluster_gpus = float(ray.cluster_resources().get("GPU", 0))
     specs = []
@@ -168,31 +221,20 @@ def run_tasks(tasks: list[Task], jobs: list[NamedJob], overrides: Overrides, log
         specs.append({"task": to_plain(task), "job": to_plain(job.config),
                       "resources": resources(job, overrides, cluster_gpus),
                       "retries": job.config.max_retries})
-    trainable = tune.with_resources(run_trial, _placement)
-    tuner = tune.Tuner(
+    return tune.Tuner(
         trainable,
         param_space={"spec": tune.grid_search(specs), "provenance": provenance, "fault": fault},
         tune_config=tune.TuneConfig(reuse_actors=True, max_concurrent_trials=max_concurrent,
                                     trial_name_creator=_trial_name, trial_dirname_creator=_trial_name),
         run_config=tune.RunConfig(
-            name=time.strftime("submit-%Y%m%d-%H%M%S"),
-            storage_path=str(log_dir.resolve() / ".tune"),
+            name=path.name,
+            storage_path=str(path.parent),
             failure_config=tune.FailureConfig(max_failures=max(s["retries"] for s in specs)),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),  # a retry needs only the last
             verbose=0,
             callbacks=[ProgressLines()],
         ),
     )
-    grid = tuner.fit()
-    outcomes = []
-    for result in grid:
-        task_id = result.config["spec"]["task"]["task_id"]
-        metrics = result.metrics or {}
-        error = None if result.error is None else _last_line(result.error)
-        outcomes.append(TrialOutcome(task_id, result.error is None and metrics.get("done", False),
-                                     metrics.get("final_test_score"), error))
-    order = {t.task_id: i for i, t in enumerate(tasks)}
-    return sorted(outcomes, key=lambda o: order.get(o.task_id, len(order)))
 
 
 def _placement(config: dict) -> PlacementGroupFactory:
