@@ -77,7 +77,9 @@ def _submit_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--time-limit", type=_at_least_one_second, metavar="SECONDS",
                    help="stop each task's training after this long, then score its best model")
     p.add_argument("--max-concurrent", type=_positive_int, help="folds running at once, at most")
-    p.add_argument("--address", help="join an existing Ray cluster (auto, ray://host:10001)")
+    p.add_argument("--address", help="join an existing Ray cluster (auto, host:6379, ray://host:10001)")
+    p.add_argument("--storage-path", help="Tune's experiment and checkpoints: a folder every node mounts or a "
+                                          "URI (s3://...); required on a multi-node cluster (default: LOG/.tune)")
     p.add_argument("--dry-run", action="store_true", help="print the task table, start nothing")
     p.add_argument("--resume", action="store_true",
                    help="continue an interrupted submit of this job file: finished folds are not run again")
@@ -129,7 +131,8 @@ def dispatch(args: argparse.Namespace) -> int:
                               time_limit_s=args.time_limit)
         return submit(SubmitOptions(args.job_file, args.models_dir, args.log_dir, overrides,
                                     args.address, args.max_concurrent, args.dry_run,
-                                    resume=args.resume or args.command == "resume"))
+                                    resume=args.resume or args.command == "resume",
+                                    storage_path=args.storage_path))
     if args.command == "status":
         from orchestrator.status import status
 

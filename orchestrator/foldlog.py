@@ -74,7 +74,7 @@ class FoldLog(TrainingObserver):
         self.columns = hotlog_columns(task)
         self.writer = None
 
-    def open(self, resume: dict | None = None) -> None:
+    def open(self, resume: dict | None = None, attempt_extra: dict | None = None) -> None:
         """Start the fold afresh, or (resume: a checkpoint's state) continue after its epoch."""
         self.dir.mkdir(parents=True, exist_ok=True)
         for events in self.dir.glob("events.out.tfevents.*"):
@@ -95,7 +95,8 @@ class FoldLog(TrainingObserver):
             if resume is not None and (self.dir / ATTEMPT).exists() else 1
         write_json_atomic(self.dir / ATTEMPT, {"host": socket.gethostname(), "pid": os.getpid(),
                                                "started": time.time(), "attempt": attempt,
-                                               "resumed_after_epoch": None if resume is None else resume["epoch"]})
+                                               "resumed_after_epoch": None if resume is None else resume["epoch"],
+                                               **(attempt_extra or {})})
         with open(self.dir / HOTLOG, "w", newline="") as fh:
             out = csv.writer(fh)
             out.writerow(self.columns)

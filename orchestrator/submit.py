@@ -43,6 +43,7 @@ class SubmitOptions:
     max_concurrent: int | None = None
     dry_run: bool = False
     resume: bool = False
+    storage_path: str | None = None  # Tune's experiment and checkpoints (default: <log>/.tune)
 
 
 def default_models_dir(job_file: str | Path) -> Path:
@@ -133,12 +134,20 @@ def _run(opts: SubmitOptions, jobs, tasks: list[Task], log_dir: Path, done: set[
     url = tuner.connect(opts.address)
     if url:
         say(f"Ray dashboard: {url}  (token in ~/.ray/auth_token)")
+    nodes = tuner.alive_nodes()
+    if nodes > 1 and not opts.storage_path:
+        raise ProjectError(
+            f"the Ray cluster has {nodes} nodes, and trials on other nodes cannot reach {log_dir}/.tune on this one: "
+            "pass --storage-path with a folder on storage every node mounts (NFS, ...) or a URI (s3://..., "
+            "gs://...) for Tune's checkpoints, and keep --log-dir on shared storage too (trials write the fold "
+            "folders there)")
     say(f"submitting {len(tasks)} task(s); TensorBoard: tensorboard --logdir {log_dir}")
     started = time.monotonic()
     previous = signal.signal(signal.SIGTERM, _as_interrupt) if _main_thread() else None
     try:
         outcomes = tuner.run_tasks(tasks, jobs, opts.overrides, log_dir, provenance(), opts.max_concurrent,
-                                   experiment=tuner.experiment_name(opts.job_file, tasks), resume=opts.resume)
+                                   experiment=tuner.experiment_name(opts.job_file, tasks), resume=opts.resume,
+                                   storage_path=opts.storage_path)
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)

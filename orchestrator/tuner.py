@@ -94,6 +94,9 @@ class TuneFoldLog(FoldLog):
         super().__init__(task, job, provenance)
         self.fault, self.row = fault, None
 
+    def open(self, resume: dict | None = None) -> None:
+        super().open(resume, attempt_extra={"ray_node_id": node_id()})
+
     def on_validation(self, row: dict) -> None:
         super().on_validation(row)
         self.row = {k: v for k, v in row.items() if not isinstance(v, dict)}
@@ -179,28 +182,43 @@ def connect(address: str | None) -> str | None:
     if address:
         context = ray.init(address=address, log_to_driver=True)
     else:
-        context = ray.init(include_dashboard=True, dashboard_host="127.0.0.1", log_to_driver=True)
+        # "local": a new Ray on this machine, even where `ray start` left one running (--address auto joins it).
+        context = ray.init(address="local", include_dashboard=True, dashboard_host="127.0.0.1", log_to_driver=True)
     url = getattr(context, "dashboard_url", None)
     return f"http://{url}" if url else None
 
 
+def alive_nodes() -> int:
+    return sum(1 for node in ray.nodes() if node.get("Alive"))
+
+
+def node_id() -> str:
+    return ray.get_runtime_context().get_node_id()
+
+
 def run_tasks(tasks: list[Task], jobs: list[NamedJob], overrides: Overrides, log_dir: Path,
               provenance: dict, max_concurrent: int | None = None, fault: dict | None = None,
-              experiment: str | None = None, resume: bool = False) -> list[TrialOutcome]:
+              experiment: str | None = None, resume: bool = False,
+              storage_path: str | None = None) -> list[TrialOutcome]:
     """Schedule every task as a Tune trial and wait for all of them (fault: see TuneFoldLog, tests only).
 
     With resume, an earlier experiment of the same name is restored with
     Tune's own `Tuner.restore`: finished trials stay finished, unfinished
-    and failed ones continue from their last checkpoints.
+    and failed ones continue from their last checkpoints. storage_path (a
+    shared folder or a URI such as s3://bucket/x) holds the experiment and
+    checkpoints instead of log/.tune.
     """
-    path = log_dir.resolve() / ".tune" / (experiment or time.strftime("submit-%Y%m%d-%H%M%S"))
+    name = experiment or time.strftime("submit-%Y%m%d-%H%M%S")
+    storage = storage_path or str(log_dir.resolve() / ".tune")
+    path = f"{storage.rstrip('/')}/{name}"
     trainable = tune.with_resources(run_trial, _placement)
-    if resume and tune.Tuner.can_restore(str(path)):
+    if resume and tune.Tuner.can_restore(path):
         print(f"continuing the Tune experiment {path}: unfinished folds resume from their checkpoints")
-        tuner = tune.Tuner.restore(str(path), trainable, resume_errored=True)
+        tuner = tune.Tuner.restore(path, trainable, resume_errored=True)
     else:
-        shutil.rmtree(path, ignore_errors=True)  # a fresh submit starts a fresh experiment
-        tuner = _new_tuner(tasks, jobs, overrides, path, provenance, max_concurrent, fault, trainable)
+        if "://" not in path:
+            shutil.rmtree(path, ignore_errors=True)  # a fresh submit starts a fresh experiment
+        tuner = _new_tuner(tasks, jobs, overrides, (storage, name), provenance, max_concurrent, fault, trainable)
     outcomes = []
     for result in tuner.fit():
         task_id = result.config["spec"]["task"]["task_id"]
@@ -212,7 +230,8 @@ def run_tasks(tasks: list[Task], jobs: list[NamedJob], overrides: Overrides, log
     return sorted(outcomes, key=lambda o: order.get(o.task_id, len(order)))
 
 
-def _new_tuner(tasks, jobs, overrides, path: Path, provenance, max_concurrent, fault, trainable) -> tune.Tuner:
+def _new_tuner(tasks, jobs, overrides, where: tuple[str, str], provenance, max_concurrent, fault,
+               trainable) -> tune.Tuner:
     by_name = {j.name: j for j in jobs}
     cluster_gpus = float(ray.cluster_resources().get("GPU", 0))
     specs = []
@@ -227,8 +246,8 @@ def _new_tuner(tasks, jobs, overrides, path: Path, provenance, max_concurrent, f
         tune_config=tune.TuneConfig(reuse_actors=True, max_concurrent_trials=max_concurrent,
                                     trial_name_creator=_trial_name, trial_dirname_creator=_trial_name),
         run_config=tune.RunConfig(
-            name=path.name,
-            storage_path=str(path.parent),
+            name=where[1],
+            storage_path=where[0],
             failure_config=tune.FailureConfig(max_failures=max(s["retries"] for s in specs)),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),  # a retry needs only the last
             verbose=0,

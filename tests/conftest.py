@@ -132,6 +132,6 @@ def write_json(path: Path, content) -> Path:
 def ray_session():
     """One local Ray for the whole test run (ray.init costs seconds)."""
     ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield ray
     ray.shutdown()
