@@ -19,9 +19,18 @@ from ecgcore.models import get_architecture
 from ecgcore.splits import split_folds
 from ecgcore.task import Task
 from orchestrator.schema import ConfigError, load_dataclass, read_json
+from orchestrator.search import check_spaces, find_spaces, substitute
 
 # Job and model names become folder names: keep them plain.
 _PLAIN_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+
+
+@dataclass(frozen=True)
+class SchedulerConfig:
+    type: str = spec("asha", "asha: at each rung, stop the trials whose validation score falls behind",
+                     choices=("asha",))
+    grace_period: int = spec(1, "epochs every trial runs before it may be stopped", min=1)
+    reduction_factor: float = spec(3.0, "keep the best 1/reduction_factor of the trials at each rung", min=1.01)
 
 
 @dataclass(frozen=True)
@@ -39,6 +48,9 @@ class JobConfig:
     challenge: int = spec(2017, "labels, classes and metric: 2017 (REFERENCE.csv, N/A/O/~, F1 score) or "
                                 "2020/2021 (the scored SNOMED CT codes of #Dx, the challenge metric)",
                           choices=(2017, 2020, 2021))
+    num_samples: int = spec(1, "draws per grid point when the model file has choice/uniform/loguniform/randint "
+                               "values (see orchestrator/search.py)", min=1)
+    scheduler: SchedulerConfig | None = spec(None, "a Tune trial scheduler for the job's folds and variants")
     kind: str = spec("classify", "classify, or pretrain: self-supervised pre-training of the model's "
                                  "encoder (see the model file's pretraining section)",
                      choices=("classify", "pretrain"))
@@ -49,6 +61,18 @@ class NamedJob:
     name: str
     config: JobConfig
     file: str
+    model: ModelConfig | None = None  # a search variant's own model (None: the model file's)
+    variant: dict | None = None  # a search variant's values by JSON path
+    space: tuple[str, ...] = ()  # a search variant's spaces, described (dry run)
+
+
+@dataclass(frozen=True)
+class ModelFile:
+    """A loaded model file: its config (every space at its first value), JSON, and search spaces."""
+
+    config: ModelConfig
+    raw: dict
+    spaces: tuple
 
 
 def check_name(name: str, file, path: str, what: str) -> None:
@@ -123,26 +147,47 @@ def check_model(model: ModelConfig, input_kind: str, file) -> None:
 
 
 def load_model(models_dir: str | Path, name: str, job_file, job_path: str) -> ModelConfig:
+    """A model file's config (every search space at its first value)."""
+    return load_model_file(models_dir, name, job_file, job_path).config
+
+
+def load_model_file(models_dir: str | Path, name: str, job_file, job_path: str) -> ModelFile:
     path = Path(models_dir) / f"{name}.json"
     if not path.is_file():
         raise ConfigError(job_file, job_path, f"model file {path} does not exist")
-    return parse_model(read_json(path), path)
+    raw = read_json(path)
+    spaces = find_spaces(raw, path)
+    if spaces:
+        check_spaces(raw, spaces, path, parse_model)
+    config = parse_model(substitute(raw, {s.path: s.candidates()[0] for s in spaces}), path)
+    return ModelFile(config, raw, tuple(spaces))
+
+
+def load_model_files(jobs: list[NamedJob], models_dir: str | Path) -> dict[str, ModelFile]:
+    """Every model file the jobs name, each loaded once."""
+    files: dict[str, ModelFile] = {}
+    for job in jobs:
+        if job.config.model not in files:
+            files[job.config.model] = load_model_file(models_dir, job.config.model, job.file,
+                                                      f"$.{job.name}.model")
+    return files
 
 
 def load_models(jobs: list[NamedJob], models_dir: str | Path) -> dict[str, ModelConfig]:
-    """Every model the jobs name, each loaded once."""
-    models: dict[str, ModelConfig] = {}
-    for job in jobs:
-        if job.config.model not in models:
-            models[job.config.model] = load_model(models_dir, job.config.model, job.file,
-                                                  f"$.{job.name}.model")
-    return models
+    """The config of every model file the jobs name (a search space at its first value)."""
+    return {name: f.config for name, f in load_model_files(jobs, models_dir).items()}
 
 
 def check_kinds(jobs: list[NamedJob], models: dict[str, ModelConfig]) -> None:
     """Job x model rules: pre-training needs a signal encoder; the loss and leads must fit the track."""
+    schedulers = {job.config.scheduler for job in jobs if job.config.scheduler is not None}
+    if len(schedulers) > 1:
+        raise ConfigError(jobs[0].file, "$", "jobs of one submit share one Tune scheduler; these differ")
     for job in jobs:
-        model = models[job.config.model]
+        model = job.model or models[job.config.model]
+        if job.config.scheduler is not None and job.config.kind == "pretrain":
+            raise ConfigError(job.file, f"$.{job.name}.scheduler", "a scheduler ranks validation scores; "
+                                                                   "pre-training has none")
         if job.config.kind == "pretrain" and get_architecture(model.model_name).input != "signal":
             raise ConfigError(job.file, f"$.{job.name}.kind",
                               f"pre-training needs a signal architecture; {model.model_name} takes spectrograms")

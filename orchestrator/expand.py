@@ -45,7 +45,7 @@ def expand(jobs: list[NamedJob], models: dict[str, ModelConfig], log_dir: PurePa
     for i in range(rounds):
         for job in jobs:
             if i < len(job.config.cvids):
-                tasks.append(_task(job, job.config.cvids[i], models[job.config.model],
+                tasks.append(_task(job, job.config.cvids[i], job.model or models[job.config.model],
                                    log_dir, root, overrides))
     return tasks
 

@@ -26,11 +26,12 @@ from ecgcore.data import split_of
 from ecgcore.errors import ProjectError
 from ecgcore.task import Task
 from ecgcore.tracks import describe, track_for
-from orchestrator.config import check_kinds, load_jobs, load_models
+from orchestrator.config import check_kinds, load_jobs, load_model_files, parse_model
 from orchestrator.expand import Overrides, expand, task_table
 from orchestrator.foldlog import SCORES
 from orchestrator.provenance import provenance
 from orchestrator.runstate import JobLocks, check_unchanged, finished
+from orchestrator.search import describe_search, expand_variants
 
 
 @dataclass(frozen=True)
@@ -51,9 +52,12 @@ def default_models_dir(job_file: str | Path) -> Path:
 
 
 def plan(opts: SubmitOptions, root: Path):
-    """Load and validate the job file and its models; return (jobs, tasks)."""
+    """Load and validate the job file and its models, search variants expanded; return (jobs, tasks)."""
     jobs = load_jobs(opts.job_file)
-    models = load_models(jobs, opts.models_dir or default_models_dir(opts.job_file))
+    files = load_model_files(jobs, opts.models_dir or default_models_dir(opts.job_file))
+    jobs = expand_variants(jobs, {n: list(f.spaces) for n, f in files.items()}, {n: f.raw for n, f in files.items()},
+                           parse_model)
+    models = {n: f.config for n, f in files.items()}
     check_kinds(jobs, models)
     tasks = expand(jobs, models, Path(opts.log_dir), root, opts.overrides)
     return jobs, tasks
@@ -105,6 +109,8 @@ def submit(opts: SubmitOptions, say: Callable[[str], None] = print) -> int:
     jobs, tasks = plan(opts, root)
     if opts.dry_run:
         say(task_table(tasks, jobs, opts.overrides))
+        for line in describe_search(jobs):
+            say(line)
         return 0
     check_init_checkpoints(tasks)
     check_data(tasks, say)
@@ -151,15 +157,19 @@ def _run(opts: SubmitOptions, jobs, tasks: list[Task], log_dir: Path, done: set[
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
-    failed = [o for o in outcomes if not o.ok]
+    failed = [o for o in outcomes if not o.ok and not o.stopped]
     for o in outcomes:
-        if not o.ok:
+        if o.stopped:
+            status = f"stopped early by the scheduler after epoch {o.epoch}"
+        elif not o.ok:
             status = f"FAILED: {o.error}"
         else:
             status = "pre-trained" if o.test_score is None else f"test score {o.test_score:.3f}"
         status += " (finished earlier)" if o.skipped or o.task_id in done else ""
         say(f"  {o.task_id:<40} {status}")
-    say(f"{len(outcomes) - len(failed)}/{len(outcomes)} task(s) finished in "
+    stopped = sum(o.stopped for o in outcomes)
+    say(f"{sum(o.ok for o in outcomes)}/{len(outcomes)} task(s) finished"
+        f"{f', {stopped} stopped by the scheduler' if stopped else ''} in "
         f"{time.monotonic() - started:.0f} s; results under {log_dir}")
     return 1 if failed else 0
 

@@ -177,6 +177,7 @@ def to_json(architecture: str, jobs: list[JobSummary]) -> dict:
         if job.pretrain_losses:
             entry["pretrain_valid_loss"] = dict(sorted(job.pretrain_losses))
         out["jobs"][job.name] = entry
+    out["rankings"] = {name: [j.name for j in ranked] for name, ranked in rankings(jobs).items()}
     return out
 
 
@@ -243,7 +244,20 @@ def _render_table(architecture: str, jobs: list[JobSummary], markdown: bool) -> 
             lines.append(f"  {job.name:<30} pre-training ({len(job.pretrain_losses)} folds)")
         else:
             lines.append(f"  {job.name:<30} no finished fold")
+    for search, ranked in rankings(jobs).items():
+        lines.append(f"search {search}: variants ranked by mean CV score")
+        lines += [f"  {i}. {job.name:<40} {job.stat('score')[0]:.3f} ± {_fmt_std(job.stat('score')[1])} "
+                  f"({len(job.rows)} folds{', incomplete' if job.missing else ''})" for i, job in enumerate(ranked, 1)]
     return "\n".join(lines)
+
+
+def rankings(jobs: list[JobSummary]) -> dict[str, list[JobSummary]]:
+    """Search variants (<job>__<values>) with results, per searched job, best mean score first."""
+    groups: dict[str, list[JobSummary]] = {}
+    for job in jobs:
+        if "__" in job.name and job.rows:
+            groups.setdefault(job.name.split("__")[0], []).append(job)
+    return {name: sorted(group, key=lambda j: -j.stat("score")[0]) for name, group in groups.items()}
 
 
 def _fold_label(fold, source_of: dict) -> str:

@@ -23,6 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # offline machines; no usage pings
+# num_to_keep=1 makes Tune snapshot its experiment state at every checkpoint (a small local write);
+# the warning that this "may become a bottleneck" would repeat at every validation.
+os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
 
 import ray  # noqa: E402
 import torch  # noqa: E402
@@ -45,6 +48,8 @@ class TrialOutcome:
     test_score: float | None
     error: str | None
     skipped: bool = False  # finished by an earlier, interrupted submit; not run again
+    stopped: bool = False  # stopped early by the job's scheduler (ASHA): not a failure, not a result
+    epoch: int | None = None  # the last epoch reported
 
 
 class ProgressLines(tune.Callback):
@@ -62,6 +67,8 @@ class ProgressLines(tune.Callback):
         self.say(f"[start] {_task_id(trial)} on {trial.placement_group_factory.required_resources}")
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
+        if result.get("fold_done"):
+            return  # the final report; on_trial_complete prints it
         if "valid_score" in result:
             test = f" test {result['test_score']:.3f}" if "test_score" in result else ""
             self.say(f"[valid] {_task_id(trial)} epoch {result['epoch']}: loss {result['train_loss']:.3f} "
@@ -144,7 +151,7 @@ def run_trial(config: dict) -> None:
     task = task_from_dict(spec["task"])
     if finished(task):
         scores = json.loads((Path(task.out_dir) / SCORES).read_text())
-        tune.report({**_final(task, scores), "done": True, "skipped": True})
+        tune.report({"epoch": scores["epochs_run"], **_final(task, scores), "fold_done": True, "skipped": True})
         return
     resume = _restored_state()
     log = TuneFoldLog(task, spec["job"], config["provenance"], config.get("fault"))
@@ -157,12 +164,13 @@ def run_trial(config: dict) -> None:
     finally:
         log.close()
     scores = log.finish(result)
-    tune.report({"epoch": result.epochs_run, **_final(task, scores), "done": True})
+    tune.report({"epoch": result.epochs_run, **_final(task, scores), "fold_done": True})
 
 
 def _final(task: Task, scores: dict) -> dict:
     if task.kind == "classify":
-        return {"final_test_score": scores["test"]["score"], "final_valid_score": scores["valid"]["score"]}
+        return {"final_test_score": scores["test"]["score"], "final_valid_score": scores["valid"]["score"],
+                "valid_score": scores["valid"]["score"]}
     return {"final_valid_loss": scores["valid"]["loss"]}
 
 
@@ -224,8 +232,10 @@ def run_tasks(tasks: list[Task], jobs: list[NamedJob], overrides: Overrides, log
         task_id = result.config["spec"]["task"]["task_id"]
         metrics = result.metrics or {}
         error = None if result.error is None else _last_line(result.error)
-        outcomes.append(TrialOutcome(task_id, result.error is None and metrics.get("done", False),
-                                     metrics.get("final_test_score"), error, bool(metrics.get("skipped"))))
+        done = result.error is None and metrics.get("fold_done", False)
+        outcomes.append(TrialOutcome(task_id, done, metrics.get("final_test_score"), error,
+                                     bool(metrics.get("skipped")), result.error is None and not done,
+                                     metrics.get("epoch")))
     order = {t.task_id: i for i, t in enumerate(tasks)}
     return sorted(outcomes, key=lambda o: order.get(o.task_id, len(order)))
 
@@ -237,13 +247,14 @@ def _new_tuner(tasks, jobs, overrides, where: tuple[str, str], provenance, max_c
     specs = []
     for task in tasks:
         job = by_name[task.job]
-        specs.append({"task": to_plain(task), "job": to_plain(job.config),
+        specs.append({"task": to_plain(task), "job": {**to_plain(job.config), "variant": job.variant},
                       "resources": resources(job, overrides, cluster_gpus),
                       "retries": job.config.max_retries})
     return tune.Tuner(
         trainable,
         param_space={"spec": tune.grid_search(specs), "provenance": provenance, "fault": fault},
         tune_config=tune.TuneConfig(reuse_actors=True, max_concurrent_trials=max_concurrent,
+                                    scheduler=_scheduler(jobs, tasks),
                                     trial_name_creator=_trial_name, trial_dirname_creator=_trial_name),
         run_config=tune.RunConfig(
             name=where[1],
@@ -254,6 +265,20 @@ def _new_tuner(tasks, jobs, overrides, where: tuple[str, str], provenance, max_c
             callbacks=[ProgressLines()],
         ),
     )
+
+
+def _scheduler(jobs: list[NamedJob], tasks: list[Task]):
+    """Tune's ASHA over every fold of every variant, by validation score per epoch (None: FIFO)."""
+    cfg = next((j.config.scheduler for j in jobs if j.config.scheduler is not None), None)
+    if cfg is None:
+        return None
+    from ray.tune.schedulers import ASHAScheduler
+
+    return ASHAScheduler(time_attr="epoch", metric="valid_score", mode="max", grace_period=cfg.grace_period,
+                         reduction_factor=cfg.reduction_factor,
+                         # ASHA stops a trial that reaches max_t; one past the last epoch lets a
+                         # surviving fold report its final scores.
+                         max_t=max(t.max_epochs for t in tasks) + 1)
 
 
 def _placement(config: dict) -> PlacementGroupFactory:
