@@ -31,6 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from orchestrator.ensemble import ensemble  # noqa: E402
+from orchestrator.search import find_spaces  # noqa: E402
 from orchestrator.summarize import collect  # noqa: E402
 
 SPLIT = "split_5_6_14_holdout"
@@ -42,7 +43,8 @@ def default_models() -> list[str]:
     The *_12lead files have multi-label losses for the 2020/2021 track (benchmarks/quality12.py).
     """
     files = sorted((ROOT / "models").glob("*.json"))
-    return [f.stem for f in files if "init_from" not in json.loads(f.read_text()) and "_12lead" not in f.stem]
+    return [f.stem for f in files if "init_from" not in json.loads(f.read_text()) and "_12lead" not in f.stem
+            and not find_spaces(json.loads(f.read_text()), f)]  # search files belong to searches
 
 
 def write_jobs(models: list[str], out: Path) -> Path:

@@ -13,8 +13,8 @@ import pytest
 
 from ecgcore.data import Pipeline
 from ecgcore.train import build_model, train_task
-from orchestrator.config import parse_model
-from orchestrator.schema import read_json
+from orchestrator.config import load_model
+from orchestrator.schema import read_json, to_plain
 from tests.conftest import ROOT
 from tests.test_train import Recorder, make_task
 
@@ -43,9 +43,9 @@ def _one_file_per_architecture() -> list:
 
 @pytest.mark.parametrize("path", MODEL_FILES, ids=lambda p: p.stem)
 def test_every_shipped_model_file_builds(path):
-    cfg = parse_model(read_json(path), path)
+    cfg = load_model(path.parent, path.stem, "test", "$")  # a search space at its first value
     pipe = Pipeline(cfg, 300.0, 1)
-    net = build_model(make_task("/nonexistent", "/tmp", read_json(path)), pipe.inputs, 4)
+    net = build_model(make_task("/nonexistent", "/tmp", to_plain(cfg)), pipe.inputs, 4)
     assert sum(p.numel() for p in net.parameters()) > 10_000
 
 
