@@ -78,6 +78,9 @@ def _submit_args(p: argparse.ArgumentParser) -> None:
                    help="stop each task's training after this long, then score its best model")
     p.add_argument("--max-concurrent", type=_positive_int, help="folds running at once, at most")
     p.add_argument("--address", help="join an existing Ray cluster (auto, host:6379, ray://host:10001)")
+    p.add_argument("--quiet", action="store_true", help="no progress table or lines, only the closing summary")
+    p.add_argument("--dashboard-host", default="127.0.0.1",
+                   help="where the local Ray dashboard listens (default 127.0.0.1; others get a warning)")
     p.add_argument("--storage-path", help="Tune's experiment and checkpoints: a folder every node mounts or a "
                                           "URI (s3://...); required on a multi-node cluster (default: LOG/.tune)")
     p.add_argument("--dry-run", action="store_true", help="print the task table, start nothing")
@@ -132,7 +135,8 @@ def dispatch(args: argparse.Namespace) -> int:
         return submit(SubmitOptions(args.job_file, args.models_dir, args.log_dir, overrides,
                                     args.address, args.max_concurrent, args.dry_run,
                                     resume=args.resume or args.command == "resume",
-                                    storage_path=args.storage_path))
+                                    storage_path=args.storage_path, quiet=args.quiet,
+                                    dashboard_host=args.dashboard_host))
     if args.command == "status":
         from orchestrator.status import status
 

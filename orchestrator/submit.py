@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,6 +34,8 @@ from orchestrator.provenance import provenance
 from orchestrator.runstate import JobLocks, check_unchanged, finished
 from orchestrator.search import describe_search, expand_variants
 
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
 
 @dataclass(frozen=True)
 class SubmitOptions:
@@ -45,6 +48,8 @@ class SubmitOptions:
     dry_run: bool = False
     resume: bool = False
     storage_path: str | None = None  # Tune's experiment and checkpoints (default: <log>/.tune)
+    quiet: bool = False  # no progress until the closing summary (CI logs)
+    dashboard_host: str = "127.0.0.1"
 
 
 def default_models_dir(job_file: str | Path) -> Path:
@@ -137,9 +142,14 @@ def prepare_folds(tasks: list[Task], resume: bool, say: Callable[[str], None]) -
 def _run(opts: SubmitOptions, jobs, tasks: list[Task], log_dir: Path, done: set[str], say) -> int:
     from orchestrator import tuner  # imports Ray: only when something will run
 
-    url = tuner.connect(opts.address)
+    if opts.dashboard_host not in LOOPBACK:
+        say(f"warning: the Ray dashboard will listen on {opts.dashboard_host}: its API runs code on this "
+            "machine for anyone who reaches the port with the token (~/.ray/auth_token). Keep it on 127.0.0.1 "
+            "and use an SSH tunnel unless the network is yours.")
+    url = tuner.connect(opts.address, opts.dashboard_host, quiet_workers=opts.quiet or sys.stdout.isatty())
     if url:
-        say(f"Ray dashboard: {url}  (token in ~/.ray/auth_token)")
+        say(f"Ray dashboard: {url} (token authentication is on: open it with the token in ~/.ray/auth_token; "
+            "REST calls need 'Authorization: Bearer <token>')")
     nodes = tuner.alive_nodes()
     if nodes > 1 and not opts.storage_path:
         raise ProjectError(
@@ -153,7 +163,7 @@ def _run(opts: SubmitOptions, jobs, tasks: list[Task], log_dir: Path, done: set[
     try:
         outcomes = tuner.run_tasks(tasks, jobs, opts.overrides, log_dir, provenance(), opts.max_concurrent,
                                    experiment=tuner.experiment_name(opts.job_file, tasks), resume=opts.resume,
-                                   storage_path=opts.storage_path)
+                                   storage_path=opts.storage_path, quiet=opts.quiet)
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)

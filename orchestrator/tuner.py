@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -26,6 +27,9 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # offline machines; no us
 # num_to_keep=1 makes Tune snapshot its experiment state at every checkpoint (a small local write);
 # the warning that this "may become a bottleneck" would repeat at every validation.
 os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+# Tune's own console output (an experiment box, result tables, INFO lines) would mix with the
+# progress view; results and state stay in log/ and in Ray's session logs.
+os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
 
 import ray  # noqa: E402
 import torch  # noqa: E402
@@ -37,6 +41,7 @@ from ecgcore.train import train_task  # noqa: E402
 from orchestrator.config import NamedJob, task_from_dict  # noqa: E402
 from orchestrator.expand import Overrides, resources  # noqa: E402
 from orchestrator.foldlog import SCORES, FoldLog, config_hash  # noqa: E402
+from orchestrator.progress import ProgressView  # noqa: E402
 from orchestrator.runstate import finished  # noqa: E402
 from orchestrator.schema import to_plain  # noqa: E402
 
@@ -52,42 +57,30 @@ class TrialOutcome:
     epoch: int | None = None  # the last epoch reported
 
 
-class ProgressLines(tune.Callback):
-    """One short line per trial event instead of Tune's full configuration tables."""
+class Progress(tune.Callback):
+    """Forwards Tune's trial events to the terminal view (orchestrator.progress)."""
 
-    def __init__(self, say=None):
-        # Not print itself: Tune pickles its callbacks with the experiment state, and print may have
-        # been replaced by then (Ray patches it for log deduplication), which cannot be pickled.
-        self._say = say
+    def __init__(self, view: ProgressView):
+        self.view = view
 
-    def say(self, text: str) -> None:
-        (self._say or print)(text)
+    def on_step(self, iteration, trials, **info):
+        self.view.tick()
 
     def on_trial_start(self, iteration, trials, trial, **info):
-        self.say(f"[start] {_task_id(trial)} on {trial.placement_group_factory.required_resources}")
+        self.view.start(_task_id(trial), trial.placement_group_factory.required_resources)
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
-        if result.get("fold_done"):
-            return  # the final report; on_trial_complete prints it
-        if "valid_score" in result:
-            test = f" test {result['test_score']:.3f}" if "test_score" in result else ""
-            self.say(f"[valid] {_task_id(trial)} epoch {result['epoch']}: loss {result['train_loss']:.3f} "
-                     f"valid {result['valid_score']:.3f}{test} (best epoch {result['best_epoch']})")
-        elif "valid_loss" in result:
-            self.say(f"[valid] {_task_id(trial)} epoch {result['epoch']}: loss {result['train_loss']:.4f} "
-                     f"valid loss {result['valid_loss']:.4f} (best epoch {result['best_epoch']})")
+        if not result.get("fold_done"):  # the final report: on_trial_complete shows it
+            self.view.result(_task_id(trial), result)
 
     def on_trial_complete(self, iteration, trials, trial, **info):
-        last = trial.last_result or {}
-        if last.get("final_test_score") is not None:
-            self.say(f"[done ] {_task_id(trial)} test score {last['final_test_score']:.3f}")
-        elif last.get("final_valid_loss") is not None:
-            self.say(f"[done ] {_task_id(trial)} valid loss {last['final_valid_loss']:.4f}")
-        else:
-            self.say(f"[done ] {_task_id(trial)}")
+        self.view.complete(_task_id(trial), trial.last_result or {})
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        self.say(f"[error] {_task_id(trial)}: see {trial.local_path}/error.txt")
+        self.view.error(_task_id(trial), f"{trial.local_path}/error.txt")
+
+    def on_experiment_end(self, trials, **info):
+        self.view.tick(force=True)
 
 
 class TuneFoldLog(FoldLog):
@@ -147,6 +140,8 @@ def run_trial(config: dict) -> None:
     resumed submit whose experiment state lagged behind) is reported done
     without training again; a fresh submit removes those files first.
     """
+    for name in ("ray.tune", "ray.train"):  # "Checkpoint successfully created" at every validation
+        logging.getLogger(name).setLevel(logging.WARNING)
     spec = config["spec"]
     task = task_from_dict(spec["task"])
     if finished(task):
@@ -180,18 +175,22 @@ def experiment_name(job_file: str, tasks: list[Task]) -> str:
     return f"{Path(job_file).stem}-{digest.hexdigest()[:10]}"
 
 
-def connect(address: str | None) -> str | None:
-    """Start a local Ray (dashboard on loopback) or join a cluster; return the dashboard URL.
+def connect(address: str | None, dashboard_host: str = "127.0.0.1", quiet_workers: bool = False) -> str | None:
+    """Start a local Ray (dashboard on dashboard_host, token auth on) or join a cluster; return the dashboard URL.
 
     An already initialised Ray (tests share one session) is used as it is.
+    quiet_workers keeps the trials' own output (Ray's checkpoint notices, library
+    warnings) out of the terminal; it stays in Ray's session logs.
     """
     if ray.is_initialized():
         return None
+    logging.getLogger("ray.tune").setLevel(logging.WARNING)
     if address:
-        context = ray.init(address=address, log_to_driver=True)
+        context = ray.init(address=address, log_to_driver=not quiet_workers, logging_level=logging.WARNING)
     else:
         # "local": a new Ray on this machine, even where `ray start` left one running (--address auto joins it).
-        context = ray.init(address="local", include_dashboard=True, dashboard_host="127.0.0.1", log_to_driver=True)
+        context = ray.init(address="local", include_dashboard=True, dashboard_host=dashboard_host,
+                           log_to_driver=not quiet_workers, logging_level=logging.WARNING)
     url = getattr(context, "dashboard_url", None)
     return f"http://{url}" if url else None
 
@@ -207,7 +206,7 @@ def node_id() -> str:
 def run_tasks(tasks: list[Task], jobs: list[NamedJob], overrides: Overrides, log_dir: Path,
               provenance: dict, max_concurrent: int | None = None, fault: dict | None = None,
               experiment: str | None = None, resume: bool = False,
-              storage_path: str | None = None) -> list[TrialOutcome]:
+              storage_path: str | None = None, quiet: bool = False) -> list[TrialOutcome]:
     """Schedule every task as a Tune trial and wait for all of them (fault: see TuneFoldLog, tests only).
 
     With resume, an earlier experiment of the same name is restored with
@@ -226,7 +225,8 @@ def run_tasks(tasks: list[Task], jobs: list[NamedJob], overrides: Overrides, log
     else:
         if "://" not in path:
             shutil.rmtree(path, ignore_errors=True)  # a fresh submit starts a fresh experiment
-        tuner = _new_tuner(tasks, jobs, overrides, (storage, name), provenance, max_concurrent, fault, trainable)
+        tuner = _new_tuner(tasks, jobs, overrides, (storage, name), provenance, max_concurrent, fault, trainable,
+                           ProgressView.for_terminal(quiet, tasks))
     outcomes = []
     for result in tuner.fit():
         task_id = result.config["spec"]["task"]["task_id"]
@@ -241,7 +241,7 @@ def run_tasks(tasks: list[Task], jobs: list[NamedJob], overrides: Overrides, log
 
 
 def _new_tuner(tasks, jobs, overrides, where: tuple[str, str], provenance, max_concurrent, fault,
-               trainable) -> tune.Tuner:
+               trainable, view: ProgressView) -> tune.Tuner:
     by_name = {j.name: j for j in jobs}
     cluster_gpus = float(ray.cluster_resources().get("GPU", 0))
     specs = []
@@ -262,7 +262,7 @@ def _new_tuner(tasks, jobs, overrides, where: tuple[str, str], provenance, max_c
             failure_config=tune.FailureConfig(max_failures=max(s["retries"] for s in specs)),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),  # a retry needs only the last
             verbose=0,
-            callbacks=[ProgressLines()],
+            callbacks=[Progress(view)],
         ),
     )
 
