@@ -163,15 +163,17 @@ def prepare_records(pipeline: Pipeline, records: Records) -> list[np.ndarray]:
     return signals
 
 
-def make_subset(pipeline: Pipeline, records: Records) -> Subset:
-    signals = prepare_records(pipeline, records)
+def make_subset(pipeline: Pipeline, records: Records, prepared: bool = False) -> Subset:
+    """A fold part; prepared records (ecgcore.cache) have been through pipeline.prepare already."""
+    signals = list(records.signals) if prepared else prepare_records(pipeline, records)
     items, owners = pipeline.eval_items(signals)
     return Subset(tuple(records.names), np.asarray(records.targets), tuple(signals), items, owners,
                   tuple(records.sources))
 
 
-def load_fold(task: Task) -> FoldData:
-    records = dataset_for(task.challenge, task.data_dir)
+def load_fold(task: Task, prepared: Records | None = None) -> FoldData:
+    """The fold's three parts; prepared: the task's dataset already preprocessed (shared by the driver)."""
+    records = prepared if prepared is not None else dataset_for(task.challenge, task.data_dir)
     ids, split = split_of(records, task.challenge, task.split)
     if task.fold >= len(split.folds):
         raise DataError(f"split {task.split} has {len(split.folds)} folds, no fold {task.fold}")
@@ -183,5 +185,5 @@ def load_fold(task: Task) -> FoldData:
         idx = [index_of[n] for n in getattr(fold, part)]
         if not idx:
             raise DataError(f"split {task.split} fold {task.fold}: the {part} set is empty")
-        parts[part] = make_subset(pipeline, records.take(idx))
+        parts[part] = make_subset(pipeline, records.take(idx), prepared is not None)
     return FoldData(parts["train"], parts["valid"], parts["test"], pipeline)

@@ -72,11 +72,14 @@ def load_pretrained(model: nn.Module, path: str) -> int:
     return len(matched)
 
 
-def train_task(task: Task, observer: TrainingObserver | None = None, resume: dict | None = None) -> TrainResult:
+def train_task(task: Task, observer: TrainingObserver | None = None, resume: dict | None = None,
+               prepared=None) -> TrainResult:
     """Train task.model on its fold and score the best model on train/valid/test.
 
     resume is a state the observer received through on_checkpoint: training
     continues after that validation (a retried trial), not from scratch.
+    prepared is the task's dataset already preprocessed (ecgcore.cache);
+    without it the fold reads and preprocesses the dataset itself.
     """
     observer = observer or TrainingObserver()
     started = time.monotonic()
@@ -85,12 +88,13 @@ def train_task(task: Task, observer: TrainingObserver | None = None, resume: dic
     torch.manual_seed(int(seed.generate_state(1)[0]))
     rng = np.random.default_rng(seed)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    fold = data.load_fold(task)
+    fold = data.load_fold(task, prepared)
     track = track_for(task.challenge)
     model = build_model(task, fold.pipeline.inputs, len(track.class_names)).to(device)
     info = {"device": str(device), "n_parameters": sum(p.numel() for p in model.parameters()),
             "n_train": len(fold.train), "n_valid": len(fold.valid), "n_test": len(fold.test),
-            "test_sources": sorted(set(fold.test.sources)), "source_fs": fold.pipeline.source_fs}
+            "test_sources": sorted(set(fold.test.sources)), "source_fs": fold.pipeline.source_fs,
+            "shared_dataset": prepared is not None}
     if task.init_checkpoint:
         info["initialised_tensors"] = load_pretrained(model, task.init_checkpoint)
     if task.kind == "pretrain":

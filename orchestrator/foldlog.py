@@ -166,6 +166,7 @@ class FoldLog(TrainingObserver):
                {"thresholds": dict(zip(track.class_names, result.thresholds, strict=True))}),
             "test_sources": result.info.get("test_sources"),
             "source_fs": result.info.get("source_fs"),
+            "shared_dataset": result.info.get("shared_dataset"),
             "n_parameters": result.info.get("n_parameters"), "device": result.info.get("device"),
             "elapsed_s": round(result.info.get("elapsed_s", 0.0), 2),
             "provenance": {**self.provenance, "seed": self.task.model.training_parameters.seed,

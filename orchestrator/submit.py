@@ -23,11 +23,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ecgcore.data import split_of
 from ecgcore.errors import ProjectError
 from ecgcore.task import Task
-from ecgcore.tracks import describe, track_for
 from orchestrator.config import check_kinds, load_jobs, load_model_files, parse_model
+from orchestrator.datasets import SharedData, prepare_data
 from orchestrator.expand import Overrides, expand, task_table
 from orchestrator.foldlog import SCORES
 from orchestrator.provenance import provenance
@@ -68,26 +67,6 @@ def plan(opts: SubmitOptions, root: Path):
     return jobs, tasks
 
 
-def check_data(tasks: list[Task], say: Callable[[str], None]) -> None:
-    """Read every dataset once and settle its split before any trial starts."""
-    splits = {}
-    for task in tasks:
-        key = (task.challenge, task.data_dir, task.split)
-        if key not in splits:
-            started = time.monotonic()
-            track = track_for(task.challenge)
-            records = track.read(task.data_dir)  # not the per-process cache: the driver need not keep it
-            _, splits[key] = split_of(records, task.challenge, task.split, persist=True)
-            sources = splits[key].properties.get("test sources")
-            by_source = f" (test sources by fold: {', '.join(sources)})" if sources else ""
-            say(f"dataset {task.data_dir} (CinC {task.challenge}): {describe(records, track)}; "
-                f"{task.split} with {len(splits[key].folds)} folds{by_source}, "
-                f"read in {time.monotonic() - started:.1f} s")
-        if task.fold >= len(splits[key].folds):
-            raise ProjectError(f"{task.task_id}: split {task.split} of {task.data_dir} has "
-                               f"{len(splits[key].folds)} folds (0..{len(splits[key].folds) - 1}), no fold {task.fold}")
-
-
 def check_init_checkpoints(tasks: list[Task]) -> None:
     """A fine-tuning task needs its pre-trained fold finished before this submit starts."""
     for task in tasks:
@@ -118,12 +97,15 @@ def submit(opts: SubmitOptions, say: Callable[[str], None] = print) -> int:
             say(line)
         return 0
     check_init_checkpoints(tasks)
-    check_data(tasks, say)
+    for data_dir in sorted({t.data_dir for t in tasks}):
+        if not Path(data_dir).is_dir():  # before anything is written under log/
+            raise ProjectError(f"dataset folder {data_dir} does not exist")
     log_dir = (root / opts.log_dir).resolve()
     check_log_dir(log_dir)
+    shared = prepare_data(tasks, log_dir / ".cache", say)
     with JobLocks([Path(t.out_dir).parent for t in tasks], opts.job_file):
         done = prepare_folds(tasks, opts.resume, say)
-        return _run(opts, jobs, tasks, log_dir, done, say)
+        return _run(opts, jobs, tasks, log_dir, done, shared, say)
 
 
 def prepare_folds(tasks: list[Task], resume: bool, say: Callable[[str], None]) -> set[str]:
@@ -139,7 +121,8 @@ def prepare_folds(tasks: list[Task], resume: bool, say: Callable[[str], None]) -
     return done
 
 
-def _run(opts: SubmitOptions, jobs, tasks: list[Task], log_dir: Path, done: set[str], say) -> int:
+def _run(opts: SubmitOptions, jobs, tasks: list[Task], log_dir: Path, done: set[str], shared: SharedData,
+         say) -> int:
     from orchestrator import tuner  # imports Ray: only when something will run
 
     if opts.dashboard_host not in LOOPBACK:
@@ -163,7 +146,7 @@ def _run(opts: SubmitOptions, jobs, tasks: list[Task], log_dir: Path, done: set[
     try:
         outcomes = tuner.run_tasks(tasks, jobs, opts.overrides, log_dir, provenance(), opts.max_concurrent,
                                    experiment=tuner.experiment_name(opts.job_file, tasks), resume=opts.resume,
-                                   storage_path=opts.storage_path, quiet=opts.quiet)
+                                   storage_path=opts.storage_path, quiet=opts.quiet, shared=shared)
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)

@@ -36,9 +36,11 @@ import torch  # noqa: E402
 from ray import tune  # noqa: E402
 from ray.tune.execution.placement_groups import PlacementGroupFactory  # noqa: E402
 
+from ecgcore.cache import read_records  # noqa: E402
 from ecgcore.task import Task  # noqa: E402
 from ecgcore.train import train_task  # noqa: E402
 from orchestrator.config import NamedJob, task_from_dict  # noqa: E402
+from orchestrator.datasets import SharedData  # noqa: E402
 from orchestrator.expand import Overrides, resources  # noqa: E402
 from orchestrator.foldlog import SCORES, FoldLog, config_hash  # noqa: E402
 from orchestrator.progress import ProgressView  # noqa: E402
@@ -133,7 +135,7 @@ def _restored_state() -> dict | None:
         return torch.load(Path(directory) / CHECKPOINT_FILE, map_location="cpu", weights_only=True)
 
 
-def run_trial(config: dict) -> None:
+def run_trial(config: dict, shared: dict | None = None) -> None:
     """Tune function trainable: one fold of one job, continued from its checkpoint on a retry.
 
     A fold whose scores.json already holds this configuration's result (a
@@ -152,7 +154,7 @@ def run_trial(config: dict) -> None:
     log = TuneFoldLog(task, spec["job"], config["provenance"], config.get("fault"))
     log.open(resume)
     try:
-        result = train_task(task, log, resume)
+        result = train_task(task, log, resume, _prepared(spec, shared))
     except BaseException as exc:
         log.record_error(exc)
         raise
@@ -160,6 +162,16 @@ def run_trial(config: dict) -> None:
         log.close()
     scores = log.finish(result)
     tune.report({"epoch": result.epochs_run, **_final(task, scores), "fold_done": True})
+
+
+def _prepared(spec: dict, shared: dict | None):
+    """The task's preprocessed dataset: from the object store, else from the driver's cache file."""
+    key = spec.get("data_key")
+    if key is None:
+        return None
+    if shared and key in shared:
+        return shared[key]
+    return read_records(Path(spec["cache_file"])) if Path(spec["cache_file"]).exists() else None
 
 
 def _final(task: Task, scores: dict) -> dict:
@@ -206,7 +218,8 @@ def node_id() -> str:
 def run_tasks(tasks: list[Task], jobs: list[NamedJob], overrides: Overrides, log_dir: Path,
               provenance: dict, max_concurrent: int | None = None, fault: dict | None = None,
               experiment: str | None = None, resume: bool = False,
-              storage_path: str | None = None, quiet: bool = False) -> list[TrialOutcome]:
+              storage_path: str | None = None, quiet: bool = False,
+              shared: SharedData | None = None) -> list[TrialOutcome]:
     """Schedule every task as a Tune trial and wait for all of them (fault: see TuneFoldLog, tests only).
 
     With resume, an earlier experiment of the same name is restored with
@@ -218,7 +231,7 @@ def run_tasks(tasks: list[Task], jobs: list[NamedJob], overrides: Overrides, log
     name = experiment or time.strftime("submit-%Y%m%d-%H%M%S")
     storage = storage_path or str(log_dir.resolve() / ".tune")
     path = f"{storage.rstrip('/')}/{name}"
-    trainable = tune.with_resources(run_trial, _placement)
+    trainable = tune.with_resources(_with_data(shared), _placement)
     if resume and tune.Tuner.can_restore(path):
         print(f"continuing the Tune experiment {path}: unfinished folds resume from their checkpoints")
         tuner = tune.Tuner.restore(path, trainable, resume_errored=True)
@@ -226,7 +239,7 @@ def run_tasks(tasks: list[Task], jobs: list[NamedJob], overrides: Overrides, log
         if "://" not in path:
             shutil.rmtree(path, ignore_errors=True)  # a fresh submit starts a fresh experiment
         tuner = _new_tuner(tasks, jobs, overrides, (storage, name), provenance, max_concurrent, fault, trainable,
-                           ProgressView.for_terminal(quiet, tasks))
+                           ProgressView.for_terminal(quiet, tasks), shared)
     outcomes = []
     for result in tuner.fit():
         task_id = result.config["spec"]["task"]["task_id"]
@@ -241,13 +254,15 @@ def run_tasks(tasks: list[Task], jobs: list[NamedJob], overrides: Overrides, log
 
 
 def _new_tuner(tasks, jobs, overrides, where: tuple[str, str], provenance, max_concurrent, fault,
-               trainable, view: ProgressView) -> tune.Tuner:
+               trainable, view: ProgressView, shared: SharedData | None) -> tune.Tuner:
     by_name = {j.name: j for j in jobs}
     cluster_gpus = float(ray.cluster_resources().get("GPU", 0))
     specs = []
     for task in tasks:
         job = by_name[task.job]
+        key = shared.key_of.get(task.task_id) if shared else None
         specs.append({"task": to_plain(task), "job": {**to_plain(job.config), "variant": job.variant},
+                      "data_key": key, "cache_file": shared.cache_files.get(key) if key else None,
                       "resources": resources(job, overrides, cluster_gpus),
                       "retries": job.config.max_retries})
     return tune.Tuner(
@@ -279,6 +294,20 @@ def _scheduler(jobs: list[NamedJob], tasks: list[Task]):
                          # ASHA stops a trial that reaches max_t; one past the last epoch lets a
                          # surviving fold report its final scores.
                          max_t=max(t.max_epochs for t in tasks) + 1)
+
+
+def _with_data(shared: SharedData | None):
+    """run_trial with the prepared datasets in the object store, put there once for all trials.
+
+    A dataset larger than half the object store is left out: its trials read the
+    driver's cache file instead (still not re-reading the records).
+    """
+    if shared is None or not shared.records:
+        return run_trial
+    capacity = ray.available_resources().get("object_store_memory", 0)
+    if shared.nbytes > capacity / 2:
+        return run_trial
+    return tune.with_parameters(run_trial, shared=shared.records)
 
 
 def _placement(config: dict) -> PlacementGroupFactory:

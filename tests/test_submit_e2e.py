@@ -36,6 +36,14 @@ def test_submit_succeeds(finished_run):
     assert finished_run[1] == 0
 
 
+def test_the_dataset_is_prepared_once_and_shared(finished_run):
+    log = finished_run[0] / "log"
+    # CNN and CRNN share one preprocessing (tiny_model), GlobalSkipNet has its own: two cache files.
+    assert len(list((log / ".cache").glob("*.npz"))) == 2
+    scores = [json.loads(p.read_text()) for p in log.glob("*/*/fold*/scores.json")]
+    assert scores and all(s["shared_dataset"] for s in scores)  # from the object store, not re-read
+
+
 def test_fold_folder_file_by_file(finished_run):
     fold = finished_run[0] / "log" / "CNN" / "cnn_job" / "fold1"
     job = json.loads((fold / "job.json").read_text())

@@ -1,0 +1,80 @@
+"""The driver's side of the data: every dataset read once, its splits settled, and its preprocessed
+form built once per submit for every distinct preprocessing, cached on disk and shared with the trials.
+
+Before any trial starts, `prepare_data` checks each (dataset, split) pair
+and each fold id, and builds each distinct (dataset, preprocessing) once:
+from `<log>/.cache/<key>.npz` when an earlier submit left it (see
+ecgcore.cache for the key), else by reading and preprocessing the records
+and writing that file. The tuner puts the results into Ray's object store
+once (`tune.with_parameters`), so trials neither re-read nor re-parse the
+records, and their numpy arrays are shared, not copied, between trials on a
+node.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ecgcore.cache import dataset_signature, prepared_records, preprocessing_key, read_records
+from ecgcore.data import pipeline_for, split_of
+from ecgcore.errors import ProjectError
+from ecgcore.task import Task
+from ecgcore.tracks import Records, describe, track_for
+
+
+@dataclass
+class SharedData:
+    records: dict[str, Records] = field(default_factory=dict)  # preprocessing key -> prepared records
+    key_of: dict[str, str] = field(default_factory=dict)  # task id -> preprocessing key
+    cache_files: dict[str, str] = field(default_factory=dict)  # preprocessing key -> cache file
+
+    @property
+    def nbytes(self) -> int:
+        return sum(s.nbytes for r in self.records.values() for s in r.signals)
+
+
+def prepare_data(tasks: list[Task], cache_dir: Path, say: Callable[[str], None]) -> SharedData:
+    shared, signatures, raw = SharedData(), {}, {}
+    for task in tasks:
+        if task.data_dir not in signatures:
+            signatures[task.data_dir] = dataset_signature(task.data_dir)
+        key = preprocessing_key(task.challenge, task.data_dir, task.model, signatures[task.data_dir])
+        shared.key_of[task.task_id] = key
+        if key in shared.records:
+            continue
+        started = time.monotonic()
+        cache_file = cache_dir / f"{key}.npz"
+        how = "from the cache"
+        if not cache_file.exists():
+            source = (task.challenge, task.data_dir)
+            if source not in raw:
+                raw[source] = track_for(task.challenge).read(task.data_dir)
+            how = "read and preprocessed"
+            prepared_records(raw[source], pipeline_for(task.model, raw[source]), cache_file)
+        # Read back in both cases: the trials get the same arrays, one buffer per dataset, cold or warm.
+        shared.records[key] = read_records(cache_file)
+        shared.cache_files[key] = str(cache_file)
+        say(f"dataset {task.data_dir} for {task.model_file}: {how} in {time.monotonic() - started:.1f} s "
+            f"({cache_file.name})")
+    check_splits(tasks, shared, say)
+    return shared
+
+
+def check_splits(tasks: list[Task], shared: SharedData, say: Callable[[str], None]) -> None:
+    """Settle every split (written beside the dataset when it may be) and check every fold id."""
+    splits = {}
+    for task in tasks:
+        key = (task.challenge, task.data_dir, task.split)
+        if key not in splits:
+            records = shared.records[shared.key_of[task.task_id]]
+            _, splits[key] = split_of(records, task.challenge, task.split, persist=True)
+            sources = splits[key].properties.get("test sources")
+            by_source = f" (test sources by fold: {', '.join(sources)})" if sources else ""
+            say(f"dataset {task.data_dir} (CinC {task.challenge}): {describe(records, track_for(task.challenge))}; "
+                f"{task.split} with {len(splits[key].folds)} folds{by_source}")
+        if task.fold >= len(splits[key].folds):
+            raise ProjectError(f"{task.task_id}: split {task.split} of {task.data_dir} has "
+                               f"{len(splits[key].folds)} folds (0..{len(splits[key].folds) - 1}), no fold {task.fold}")
