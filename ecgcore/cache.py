@@ -30,15 +30,26 @@ CACHE_VERSION = 1  # bump when the preprocessing code changes what it produces
 
 
 def dataset_signature(root: str) -> str:
-    """A hash of every file below root that a reader uses: names, sizes, modification times, labels."""
-    digest = hashlib.sha256()
-    for path in sorted(Path(root).rglob("*")):
-        if path.suffix not in (".hea", ".mat", ".csv") or ".cache" in path.parts:
-            continue
-        stat = path.stat()
-        digest.update(f"{path.relative_to(root)}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
-        if path.name == "REFERENCE.csv":
-            digest.update(path.read_bytes())
+    """A hash of every file below root that a reader uses: names, sizes, modification times, labels.
+
+    os.scandir rather than Path.rglob: on the 17,000 files of training2017 it is the
+    difference between 0.3 s and a few hundredths, paid by every submit.
+    """
+    entries = []
+    stack = [root]
+    while stack:
+        with os.scandir(stack.pop()) as it:
+            for entry in it:
+                if entry.is_dir(follow_symlinks=True):
+                    if entry.name != ".cache" and entry.name != "splits":
+                        stack.append(entry.path)
+                elif entry.name.endswith((".hea", ".mat", ".csv")):
+                    stat = entry.stat()
+                    entries.append(f"{os.path.relpath(entry.path, root)}|{stat.st_size}|{stat.st_mtime_ns}")
+    digest = hashlib.sha256("\n".join(sorted(entries)).encode())
+    reference = Path(root) / "REFERENCE.csv"
+    if reference.exists():
+        digest.update(reference.read_bytes())
     return digest.hexdigest()
 
 
