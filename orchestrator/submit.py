@@ -150,6 +150,11 @@ def _run(opts: SubmitOptions, jobs, tasks: list[Task], log_dir: Path, done: set[
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+    return _report(outcomes, done, time.monotonic() - started, log_dir, say)
+
+
+def _report(outcomes, done: set[str], elapsed: float, log_dir: Path, say) -> int:
+    """One line per task, a closing count; exit 1 when a fold failed (stopped by a scheduler is no failure)."""
     failed = [o for o in outcomes if not o.ok and not o.stopped]
     for o in outcomes:
         if o.stopped:
@@ -163,7 +168,7 @@ def _run(opts: SubmitOptions, jobs, tasks: list[Task], log_dir: Path, done: set[
     stopped = sum(o.stopped for o in outcomes)
     say(f"{sum(o.ok for o in outcomes)}/{len(outcomes)} task(s) finished"
         f"{f', {stopped} stopped by the scheduler' if stopped else ''} in "
-        f"{time.monotonic() - started:.0f} s; results under {log_dir}")
+        f"{elapsed:.0f} s; results under {log_dir}")
     return 1 if failed else 0
 
 
