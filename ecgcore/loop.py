@@ -22,6 +22,17 @@ from ecgcore.tracks import track_for
 EVAL_BATCH = 64
 
 
+def cpu_copy(value):
+    """value with every tensor copied to the CPU (a copy even when it is there already)."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().to("cpu", copy=True)
+    if isinstance(value, dict):
+        return {k: cpu_copy(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(cpu_copy(v) for v in value)
+    return copy.deepcopy(value)
+
+
 class TrainingObserver:
     """Receives progress; the default does nothing."""
 
@@ -123,15 +134,18 @@ class EpochLoop:
         self.out_of_time = False
 
     def state(self) -> dict:
-        """The loop at the end of a validation: weights, optimiser, schedule, random streams, best so far."""
-        # A copy: state_dict()s hold the live tensors, which the next epoch changes in place.
+        """The loop at the end of a validation: weights, optimiser, schedule, random streams, best so far.
+
+        Every tensor is copied to the CPU: state_dict()s hold the live tensors, which the next
+        epoch changes in place, and a checkpoint must load on any worker, with or without a GPU.
+        """
         state = {"epoch": self.epoch, "best_value": self.best_value, "best_epoch": self.best_epoch,
                  "best_state": self.best_state, "model": self.model.state_dict(),
                  "stepper": self.stepper.state_dict(), "rng": self.rng.bit_generator.state,
                  "torch_rng": torch.get_rng_state(),
                  "time_left_s": None if self.deadline is None else self.deadline - time.monotonic(),
                  "elapsed_s": time.monotonic() - self.started}
-        return copy.deepcopy(state)
+        return cpu_copy(state)
 
     def restore(self, state: dict) -> None:
         """Continue from a state(): the next epoch is state["epoch"] + 1.

@@ -108,22 +108,11 @@ class TuneFoldLog(FoldLog):
 
     def on_checkpoint(self, state: dict) -> None:
         with tempfile.TemporaryDirectory() as tmp:
-            torch.save(_to_cpu(state), Path(tmp) / CHECKPOINT_FILE)
+            torch.save(state, Path(tmp) / CHECKPOINT_FILE)  # EpochLoop.state(): already on the CPU
             tune.report(self.row, checkpoint=tune.Checkpoint.from_directory(tmp))
 
 
 CHECKPOINT_FILE = "state.pt"
-
-
-def _to_cpu(value):
-    """Checkpoints load on any worker, with or without a GPU."""
-    if isinstance(value, torch.Tensor):
-        return value.detach().cpu()
-    if isinstance(value, dict):
-        return {k: _to_cpu(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return type(value)(_to_cpu(v) for v in value)
-    return value
 
 
 def _restored_state() -> dict | None:
@@ -307,7 +296,10 @@ def _with_data(shared: SharedData | None):
     capacity = ray.available_resources().get("object_store_memory", 0)
     if shared.nbytes > capacity / 2:
         return run_trial
-    return tune.with_parameters(run_trial, shared=shared.records)
+    trainable = tune.with_parameters(run_trial, shared=shared.records)  # ray.put now, Ray being initialised
+    # The object store holds them from here; the driver's own copy would only double its memory.
+    shared.records.clear()
+    return trainable
 
 
 def _placement(config: dict) -> PlacementGroupFactory:
