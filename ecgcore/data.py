@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -21,6 +21,7 @@ import torch
 from ecgcore import augment, preprocess
 from ecgcore.config import ModelConfig
 from ecgcore.errors import DataError
+from ecgcore.inputs import EvalInputs, TrainInputs
 from ecgcore.models import InputSpec, get_architecture
 from ecgcore.splits import Split
 from ecgcore.task import Task
@@ -73,28 +74,20 @@ class Pipeline:
         """Whether training inputs change between draws (augmentation or random windows)."""
         return augment.enabled(self.aug) or self.pre.window is not None
 
-    def train_items(self, signals, rng: np.random.Generator) -> list[np.ndarray]:
-        out = []
-        for x in signals:
-            if augment.enabled(self.aug):
-                x = augment.augment(x, self.aug, self.fs, rng)
-            if self.pre.window is not None:
-                x = preprocess.random_window(x, self.pre.window, rng)
-            out.append(self.features(x))
-        return out
+    def feature_length(self, n_samples: int) -> int:
+        """Time steps of features() for a piece of n_samples, without computing it (batching by length)."""
+        if self.inputs.kind != "spectrogram":
+            return n_samples
+        n = max(n_samples, self.pre.nperseg)  # log_spectrogram pads a shorter piece to one segment
+        return (n - self.pre.noverlap) // (self.pre.nperseg - self.pre.noverlap)
 
-    def eval_items(self, signals) -> tuple[list[np.ndarray], np.ndarray]:
-        """Inputs for scoring and the record index each belongs to (several per record with windows)."""
-        items, owners = [], []
-        for i, x in enumerate(signals):
-            if self.pre.window is None:
-                items.append(self.features(x))
-                owners.append(i)
-                continue
-            for start in preprocess.window_starts(x.shape[-1], self.pre.window, self.stride):
-                items.append(self.features(x[:, start:start + self.pre.window]))
-                owners.append(i)
-        return items, np.array(owners, dtype=np.int64)
+    def train_items(self, signals, rng: np.random.Generator) -> TrainInputs:
+        """One draw of training inputs (augmentation, random windows), computed per batch."""
+        return TrainInputs(self, signals, rng)
+
+    def eval_items(self, signals) -> EvalInputs:
+        """Inputs for scoring, computed per batch; .owners: the record each belongs to (several with windows)."""
+        return EvalInputs(self, signals)
 
     def to_tensors(self, items: list[np.ndarray], device) -> tuple[torch.Tensor, torch.Tensor]:
         min_length = self.pre.window if self.inputs.kind == "signal" and self.pre.window else 0
@@ -110,9 +103,12 @@ class Subset:
     names: tuple[str, ...]
     labels: np.ndarray
     signals: tuple[np.ndarray, ...]  # prepared: (leads, samples) at the pipeline's rate
-    eval_items: list[np.ndarray] = field(default_factory=list)
-    owners: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    eval_items: EvalInputs | None = None
     sources: tuple[str, ...] = ()
+
+    @property
+    def owners(self) -> np.ndarray:
+        return self.eval_items.owners
 
     def __len__(self) -> int:
         return len(self.names)
@@ -166,8 +162,7 @@ def prepare_records(pipeline: Pipeline, records: Records) -> list[np.ndarray]:
 def make_subset(pipeline: Pipeline, records: Records, prepared: bool = False) -> Subset:
     """A fold part; prepared records (ecgcore.cache) have been through pipeline.prepare already."""
     signals = list(records.signals) if prepared else prepare_records(pipeline, records)
-    items, owners = pipeline.eval_items(signals)
-    return Subset(tuple(records.names), np.asarray(records.targets), tuple(signals), items, owners,
+    return Subset(tuple(records.names), np.asarray(records.targets), tuple(signals), pipeline.eval_items(signals),
                   tuple(records.sources))
 
 

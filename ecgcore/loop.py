@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from ecgcore import data, optim
+from ecgcore.inputs import LazyInputs
 from ecgcore.tracks import track_for
 
 EVAL_BATCH = 64
@@ -86,7 +87,7 @@ def epoch_batches(labels: np.ndarray, lengths: np.ndarray, batch_size: int, comp
 
 
 @torch.no_grad()
-def predict_proba(model: nn.Module, pipeline: data.Pipeline, items: list[np.ndarray], owners: np.ndarray,
+def predict_proba(model: nn.Module, pipeline: data.Pipeline, items: LazyInputs, owners: np.ndarray,
                   n_records: int, device, multilabel: bool = False) -> np.ndarray:
     """Class probabilities per record: inputs batched by similar length, windows averaged per record.
 
@@ -94,11 +95,11 @@ def predict_proba(model: nn.Module, pipeline: data.Pipeline, items: list[np.ndar
     per class for multi-label ones.
     """
     model.eval()
-    order = np.argsort([f.shape[0] for f in items], kind="stable")
+    order = np.argsort(items.lengths, kind="stable")
     probs = None
     for start in range(0, len(order), EVAL_BATCH):
         idx = order[start:start + EVAL_BATCH]
-        x, lengths = pipeline.to_tensors([items[i] for i in idx], device)
+        x, lengths = pipeline.to_tensors(items.batch(idx), device)
         logits = model(x, lengths).float()
         batch = (torch.sigmoid(logits) if multilabel else torch.softmax(logits, dim=1)).cpu().numpy()
         if probs is None:
@@ -183,13 +184,12 @@ class EpochLoop:
         if self.best_state is None:
             self.best_state = copy.deepcopy(self.model.state_dict())
 
-    def train_epoch(self, train_x: list[np.ndarray]) -> float:
+    def train_epoch(self, train_x: LazyInputs) -> float:
         self.model.train()
         losses = []
-        lengths = np.array([f.shape[0] for f in train_x])
-        for batch in epoch_batches(self.strata, lengths, self.tp.batch_size, self.compensation,
+        for batch in epoch_batches(self.strata, train_x.lengths, self.tp.batch_size, self.compensation,
                                    self.rng):
-            x, lengths_t = self.fold.pipeline.to_tensors([train_x[i] for i in batch], self.device)
+            x, lengths_t = self.fold.pipeline.to_tensors(train_x.batch(batch), self.device)
             with self.stepper.autocast():
                 loss = self.batch_loss(x, lengths_t, batch)
             self.stepper.step(loss)

@@ -77,7 +77,8 @@ def _submit_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--time-limit", type=_at_least_one_second, metavar="SECONDS",
                    help="stop each task's training after this long, then score its best model")
     p.add_argument("--max-concurrent", type=_positive_int, help="folds running at once, at most")
-    p.add_argument("--address", help="join an existing Ray cluster (auto, host:6379, ray://host:10001)")
+    p.add_argument("--address", help="join an existing Ray cluster (auto, host:6379, ray://host:10001), or run "
+                        "as a Ray job through its dashboard (http://head:8265)")
     p.add_argument("--quiet", action="store_true", help="no progress table or lines, only the closing summary")
     p.add_argument("--dashboard-host", default="127.0.0.1",
                    help="where the local Ray dashboard listens (default 127.0.0.1; others get a warning)")
@@ -117,6 +118,10 @@ def _dataset_commands(sub) -> None:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--challenge", type=int, choices=(2017, 2020, 2021), default=2017,
                    help="2017: single-lead N/A/O/~; 2020/2021: 12-lead records with #Dx codes")
+    f = data_sub.add_parser("fetch", help="download a challenge training set, verify its checksums, unpack it")
+    f.add_argument("dataset", choices=("cinc2017", "cinc2020", "cinc2021"))
+    f.add_argument("--dest", default="data", help="folder the dataset folder goes into (default: data/)")
+    f.add_argument("--base-url", help="a mirror holding the same files as the official source")
 
 
 def _summarize_args(p: argparse.ArgumentParser) -> None:
@@ -168,6 +173,10 @@ def dispatch(args: argparse.Namespace) -> int:
         from orchestrator.commands import synth_command
 
         return synth_command(args.out, args.records, args.seed, args.challenge)
+    if args.command == "data" and args.data_command == "fetch":
+        from orchestrator.fetch import fetch_command
+
+        return fetch_command(args.dataset, args.dest, args.base_url)
     raise AssertionError(f"unhandled command {args.command}")
 
 

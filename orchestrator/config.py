@@ -44,6 +44,9 @@ class JobConfig:
     data: str | None = spec(None, "dataset folder (default: submit --data, else data/training2017)")
     cpus_per_task: float | None = spec(None, "CPUs per fold (default 1)", min=0.01)
     gpus_per_task: float | None = spec(None, "GPUs per fold (default: 1 if the cluster has GPUs)", min=0.0)
+    max_concurrent: int | None = spec(None, "this job's folds (and variants) running at once, at most "
+                                            "(default: as many as the resources allow; submit --max-concurrent "
+                                            "caps all jobs together)", min=1)
     max_retries: int = spec(2, "times Ray retries a failed fold, from its last checkpoint", min=0)
     challenge: int = spec(2017, "labels, classes and metric: 2017 (REFERENCE.csv, N/A/O/~, F1 score) or "
                                 "2020/2021 (the scored SNOMED CT codes of #Dx, the challenge metric)",
@@ -64,6 +67,12 @@ class NamedJob:
     model: ModelConfig | None = None  # a search variant's own model (None: the model file's)
     variant: dict | None = None  # a search variant's values by JSON path
     space: tuple[str, ...] = ()  # a search variant's spaces, described (dry run)
+    origin: str | None = None  # a search variant's job name in the job file
+
+    @property
+    def job_name(self) -> str:
+        """The name in the job file (a variant's job, not the variant)."""
+        return self.origin or self.name
 
 
 @dataclass(frozen=True)

@@ -79,13 +79,13 @@ def fold_probabilities(fold: Path, records: Records) -> np.ndarray:
     trained_fs = json.loads(scores_file.read_text()).get("source_fs") if scores_file.exists() else None
     pipeline = pipeline_for(model_cfg, records, trained_fs)
     prepared = prepare_records(pipeline, records)
-    items, owners = pipeline.eval_items(prepared)
+    items = pipeline.eval_items(prepared)
     arch = get_architecture(model_cfg.model_name)
     model = arch.build(model_cfg.model_parameters, pipeline.inputs, len(track.class_names),
                        model_cfg.training_parameters.drop_rate)
     state = torch.load(fold / BEST_MODEL, map_location="cpu", weights_only=True)
     model.load_state_dict(state)
-    return predict_proba(model, pipeline, items, owners, len(records), torch.device("cpu"),
+    return predict_proba(model, pipeline, items, items.owners, len(records), torch.device("cpu"),
                          multilabel=track.multilabel)
 
 

@@ -158,7 +158,7 @@ def expand_variants(jobs, spaces_of: dict, raw_of: dict, parse) -> list:
             continue
         for sample, values in assignments(spaces, job.config.num_samples, job.name):
             model = parse(substitute(raw_of[job.config.model], values), f"{job.config.model}.json")
-            out.append(replace(job, name=variant_name(job.name, sample, values), model=model,
+            out.append(replace(job, name=variant_name(job.name, sample, values), model=model, origin=job.name,
                                variant={".".join(p): v for p, v in values.items()},
                                space=tuple(s.describe() for s in spaces)))
     return out

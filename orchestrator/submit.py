@@ -30,6 +30,7 @@ from orchestrator.datasets import SharedData, prepare_data
 from orchestrator.expand import Overrides, expand, task_table
 from orchestrator.foldlog import SCORES
 from orchestrator.provenance import provenance
+from orchestrator.rayjob import is_jobs_address, submit_as_ray_job
 from orchestrator.runstate import JobLocks, check_unchanged, finished
 from orchestrator.search import describe_search, expand_variants
 
@@ -96,6 +97,8 @@ def submit(opts: SubmitOptions, say: Callable[[str], None] = print) -> int:
         for line in describe_search(jobs):
             say(line)
         return 0
+    if is_jobs_address(opts.address):  # checked here; run there, where the data and log paths are
+        return submit_as_ray_job(opts, root, say)
     check_init_checkpoints(tasks)
     for data_dir in sorted({t.data_dir for t in tasks}):
         if not Path(data_dir).is_dir():  # before anything is written under log/

@@ -20,6 +20,7 @@ import os
 import shutil
 import tempfile
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +36,7 @@ import ray  # noqa: E402
 import torch  # noqa: E402
 from ray import tune  # noqa: E402
 from ray.tune.execution.placement_groups import PlacementGroupFactory  # noqa: E402
+from ray.tune.search import Searcher  # noqa: E402
 
 from ecgcore.cache import read_records  # noqa: E402
 from ecgcore.task import Task  # noqa: E402
@@ -251,13 +253,16 @@ def _new_tuner(tasks, jobs, overrides, where: tuple[str, str], provenance, max_c
         job = by_name[task.job]
         key = shared.key_of.get(task.task_id) if shared else None
         specs.append({"task": to_plain(task), "job": {**to_plain(job.config), "variant": job.variant},
+                      "cap_group": job.job_name,
                       "data_key": key, "cache_file": shared.cache_files.get(key) if key else None,
                       "resources": resources(job, overrides, cluster_gpus),
                       "retries": job.config.max_retries})
+    caps = {j.job_name: j.config.max_concurrent for j in jobs if j.config.max_concurrent}
+    configs = [{"spec": spec, "provenance": provenance, "fault": fault} for spec in specs]
     return tune.Tuner(
         trainable,
-        param_space={"spec": tune.grid_search(specs), "provenance": provenance, "fault": fault},
         tune_config=tune.TuneConfig(reuse_actors=True, max_concurrent_trials=max_concurrent,
+                                    search_alg=JobCaps(configs, caps), num_samples=len(configs),
                                     scheduler=_scheduler(jobs, tasks),
                                     trial_name_creator=_trial_name, trial_dirname_creator=_trial_name),
         run_config=tune.RunConfig(
@@ -269,6 +274,43 @@ def _new_tuner(tasks, jobs, overrides, where: tuple[str, str], provenance, max_c
             callbacks=[Progress(view)],
         ),
     )
+
+
+class JobCaps(Searcher):
+    """The trials' configs in task order, a job's next fold held back while max_concurrent of it run.
+
+    Tune starts every trial a search algorithm has handed out as soon as
+    resources allow, so a per-job cap is the searcher's to keep: it suggests
+    nothing for now (None) until one of that job's trials ends. (submit
+    --max-concurrent caps all jobs together: Tune's own ConcurrencyLimiter
+    around this searcher.) Its state is saved with the experiment, as JSON,
+    so `resume` hands out only what was never started.
+    """
+
+    def __init__(self, configs: list[dict], caps: dict[str, int]):
+        super().__init__()
+        self.queue, self.caps = list(configs), dict(caps)
+        self.running: dict[str, str] = {}  # trial id -> its job's name
+
+    def suggest(self, trial_id: str):
+        busy = Counter(self.running.values())
+        for i, config in enumerate(self.queue):
+            group = config["spec"]["cap_group"]
+            if group not in self.caps or busy[group] < self.caps[group]:
+                self.running[trial_id] = group
+                return self.queue.pop(i)
+        return None if self.queue else Searcher.FINISHED
+
+    def on_trial_complete(self, trial_id: str, result=None, error: bool = False) -> None:
+        self.running.pop(trial_id, None)  # finished, failed for good, or stopped by the scheduler
+
+    def save(self, checkpoint_path: str) -> None:
+        Path(checkpoint_path).write_text(json.dumps({"queue": self.queue, "caps": self.caps,
+                                                     "running": self.running}))
+
+    def restore(self, checkpoint_path: str) -> None:
+        state = json.loads(Path(checkpoint_path).read_text())
+        self.queue, self.caps, self.running = state["queue"], state["caps"], state["running"]
 
 
 def _scheduler(jobs: list[NamedJob], tasks: list[Task]):

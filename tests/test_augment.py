@@ -70,7 +70,8 @@ def test_pipeline_resamples_standardises_and_windows():
     x = pipe.prepare(_ecg(2, 3000) * 3 + 1)
     assert x.shape == (2, 4000)
     assert np.allclose(x.mean(axis=1), 0, atol=1e-5) and np.allclose(x.std(axis=1), 1, atol=1e-3)
-    items, owners = pipe.eval_items([x, x[:, :700]])
+    items = pipe.eval_items([x, x[:, :700]])
+    owners = items.owners
     # 4000 samples: starts 0, 512, ..., 2560 and a last one ending at 4000; a short record gives one.
     assert [i.shape for i in items[:2]] == [(1024, 2), (1024, 2)] and owners.tolist() == [0] * 7 + [1]
     batch, lengths = pipe.to_tensors(items[-2:], "cpu")
