@@ -67,20 +67,25 @@ def read_reference(root: Path) -> dict[str, str]:
         raise DataError(f"{root}: no {REFERENCE_FILE} (expected 'record,label' lines)")
     labels: dict[str, str] = {}
     problems = []
-    with open(path, newline="") as fh:
-        for lineno, row in enumerate(csv.reader(fh), start=1):
-            if not row or not "".join(row).strip():
-                continue
-            if len(row) != 2:
-                problems.append(f"{path}:{lineno}: expected 'record,label', got {','.join(row)!r}")
-                continue
-            name, label = row[0].strip(), row[1].strip()
-            if label not in CLASSES:
-                problems.append(f"{path}:{lineno}: record {name}: label {label!r} is not one of N, A, O, ~")
-            elif name in labels:
-                problems.append(f"{path}:{lineno}: record {name} is listed twice")
-            else:
-                labels[name] = label
+    try:
+        rows = list(csv.reader(path.read_text(encoding="utf-8-sig").splitlines()))
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise DataError(f"{path}: not a text file of 'record,label' lines ({exc})") from None
+    for lineno, row in enumerate(rows, start=1):
+        if not row or not "".join(row).strip():
+            continue
+        if len(row) != 2:
+            problems.append(f"{path}:{lineno}: expected 'record,label', got {','.join(row)!r}")
+            continue
+        name, label = row[0].strip(), row[1].strip()
+        if not _RECORD_NUMBER.match(name):
+            problems.append(f"{path}:{lineno}: record name {name!r} does not end in a record number (like A00005)")
+        elif label not in CLASSES:
+            problems.append(f"{path}:{lineno}: record {name}: label {label!r} is not one of N, A, O, ~")
+        elif name in labels:
+            problems.append(f"{path}:{lineno}: record {name} is listed twice")
+        else:
+            labels[name] = label
     _raise_if(problems, f"{path}: bad label file")
     if not labels:
         raise DataError(f"{path}: no labelled records")
@@ -139,7 +144,7 @@ def load_dataset(root: str | Path) -> Dataset:
     problems = [f"{root / REFERENCE_FILE}: record {n} has no .hea/.mat files" for n in labels if n not in files]
     problems += [f"{files[n][0] or files[n][1]}: record {n} has no label in {REFERENCE_FILE}"
                  for n in files if n not in labels]
-    names, signals, rates = [], [], set()
+    names, signals, rates = [], [], {}  # rate -> the first record at that rate
     for name in labels:
         if name not in files:
             continue
@@ -155,16 +160,17 @@ def load_dataset(root: str | Path) -> Dataset:
             continue
         names.append(name)
         signals.append(signal)
-        rates.add(fs)
+        rates.setdefault(fs, name)
     _raise_if(problems, f"dataset {root}")
     if len(rates) != 1:
-        raise DataError(f"dataset {root}: records have different sampling rates {sorted(rates)}")
+        raise DataError(f"dataset {root}: records have different sampling rates: "
+                        + ", ".join(f"{fs} Hz (first record {rates[fs]})" for fs in sorted(rates)))
     return Dataset(
         root=str(root.resolve()),
         names=tuple(names),
         labels=np.array([CLASSES.index(labels[n]) for n in names], dtype=np.int64),
         signals=tuple(signals),
-        fs=rates.pop(),
+        fs=next(iter(rates)),
     )
 
 

@@ -78,7 +78,7 @@ def parse_header(text: str, path: Path) -> Header:
         baselines.append(baseline)
         initial.append(first_value)
         leads.append(lead)
-    comments = _comments(lines, quirks)
+    comments = _comments(lines, quirks, path)
     return Header(record, fs, n_samples, tuple(leads), tuple(gains), tuple(baselines), tuple(initial),
                   comments.get("dx", ()), _age(comments.get("age")), comments.get("sex"), tuple(quirks))
 
@@ -94,14 +94,17 @@ def _signal_line(line: str, path: Path, quirks: list) -> tuple[float, int, int, 
         if match.group(3).lower() != "mv":
             raise DataError(f"{path}: units {match.group(3)!r}, expected mV")
         quirks.append(f"units written {match.group(3)!r}")
-    adc_zero = int(parts[4])
-    # WFDB: the baseline defaults to the ADC zero when the gain field gives none.
-    baseline = int(match.group(2)) if match.group(2) is not None else adc_zero
-    gain = float(match.group(1)) or 200.0  # WFDB's default gain for 0
-    return gain, baseline, int(parts[5]), " ".join(parts[8:])
+    try:
+        adc_zero, first_value = int(parts[4]), int(parts[5])
+        # WFDB: the baseline defaults to the ADC zero when the gain field gives none.
+        baseline = int(match.group(2)) if match.group(2) is not None else adc_zero
+        gain = float(match.group(1)) or 200.0  # WFDB's default gain for 0
+    except ValueError:
+        raise DataError(f"{path}: unreadable gain, ADC zero or initial value in {line!r}") from None
+    return gain, baseline, first_value, " ".join(parts[8:])
 
 
-def _comments(lines: list[str], quirks: list) -> dict:
+def _comments(lines: list[str], quirks: list, path: Path) -> dict:
     out = {}
     for ln in lines:
         if not ln.startswith("#") or ":" not in ln:
@@ -117,6 +120,10 @@ def _comments(lines: list[str], quirks: list) -> dict:
             codes = [c.strip() for c in value.split(",")]
             if any(not c for c in codes):
                 quirks.append("empty entry in the Dx list")
+            bad = [c for c in codes if c and not c.isdigit()]
+            if bad:
+                raise DataError(f"{path}: #Dx entry {bad[0]!r} is not a SNOMED CT code (a number; codes are "
+                                f"separated by commas): {ln!r}")
             out["dx"] = tuple(c for c in codes if c)
         elif key in ("age", "sex"):
             out[key] = value
@@ -136,14 +143,21 @@ def read_record(hea: Path, mat: Path) -> tuple[Header, np.ndarray]:
     header = parse_header(Path(hea).read_text(errors="replace"), hea)
     try:
         val = scipy.io.loadmat(mat)["val"]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise DataError(f"{mat}: cannot read the 'val' variable ({exc})") from None
+    except KeyError:
+        raise DataError(f"{mat}: cannot read the 'val' variable (the file has no variable 'val')") from None
+    except (OSError, ValueError, TypeError, NotImplementedError, scipy.io.matlab.MatReadError) as exc:
+        raise DataError(f"{mat}: cannot read the 'val' variable ({type(exc).__name__}: {exc})") from None
     if val.shape != (len(header.leads), header.n_samples):
         raise DataError(f"{mat}: samples are {val.shape}, the header says "
                         f"{len(header.leads)} leads x {header.n_samples} samples")
+    if header.n_samples == 0:
+        raise DataError(f"{mat}: zero-length record (header {Path(hea).name} says 0 samples)")
     gains = np.array(header.gains)[:, None]
     baselines = np.array(header.baselines)[:, None]
-    return header, ((val.astype(np.float64) - baselines) / gains).astype(np.float32)
+    signal = (val.astype(np.float64) - baselines) / gains
+    if not np.all(np.isfinite(signal)):
+        raise DataError(f"{mat}: samples are not finite (NaN or infinite values)")
+    return header, signal.astype(np.float32)
 
 
 @dataclass

@@ -147,12 +147,20 @@ def load_split(directory: Path) -> Split:
     k = 0
     while (directory / f"test{k}.json").exists():
         parts = [_read_ids(directory / f"{part}{k}.json") for part in ("train", "valid", "test")]
+        for part, ids in zip(("train", "valid", "test"), parts, strict=True):
+            if not ids:
+                raise DataError(f"{directory / f'{part}{k}.json'}: the {part} set of fold {k} is empty")
         folds.append(Fold(*parts))
         k += 1
     if not folds:
         raise DataError(f"{directory}: no test0.json, not a split folder")
     props_path = directory / "properties.json"
-    properties = json.loads(props_path.read_text()) if props_path.exists() else {}
+    try:
+        properties = json.loads(props_path.read_text()) if props_path.exists() else {}
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{props_path}: unreadable split properties ({exc})") from None
+    if not isinstance(properties, dict):
+        raise DataError(f"{props_path}: expected a JSON object")
     holdout = _read_ids(directory / "holdout.json") if (directory / "holdout.json").exists() else ()
     return Split(directory.name, tuple(folds), properties, holdout)
 
@@ -189,7 +197,10 @@ def resolve_split(dataset_dir: str | Path, name: str, numbers, labels, persist: 
         split = load_split(directory)
         _check_covers(split, set(_plain(n) for n in numbers), directory)
         return split
-    split = generate() if generate is not None else generate_split(numbers, labels, name)
+    try:
+        split = generate() if generate is not None else generate_split(numbers, labels, name)
+    except DataError as exc:  # the generators know the records, not the folder: name it
+        raise DataError(f"dataset {dataset_dir}: {exc}") from None
     if persist and writable(Path(dataset_dir)):
         write_split(split, directory)
     return split

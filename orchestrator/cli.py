@@ -118,6 +118,11 @@ def _dataset_commands(sub) -> None:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--challenge", type=int, choices=(2017, 2020, 2021), default=2017,
                    help="2017: single-lead N/A/O/~; 2020/2021: 12-lead records with #Dx codes")
+    c = data_sub.add_parser("check", help="check a dataset folder: records load, headers agree with the samples, "
+                                          "labels match the records, signal quality; exit 1 when anything is wrong")
+    c.add_argument("dataset")
+    c.add_argument("--challenge", type=int, choices=(2017, 2020, 2021),
+                   help="default: 2017 if the folder has REFERENCE.csv, else 2021 (12-lead headers)")
     f = data_sub.add_parser("fetch", help="download a challenge training set, verify its checksums, unpack it")
     f.add_argument("dataset", choices=("cinc2017", "cinc2020", "cinc2021"))
     f.add_argument("--dest", default="data", help="folder the dataset folder goes into (default: data/)")
@@ -173,6 +178,10 @@ def dispatch(args: argparse.Namespace) -> int:
         from orchestrator.commands import synth_command
 
         return synth_command(args.out, args.records, args.seed, args.challenge)
+    if args.command == "data" and args.data_command == "check":
+        from orchestrator.datacheck import check_command
+
+        return check_command(args.dataset, args.challenge)
     if args.command == "data" and args.data_command == "fetch":
         from orchestrator.fetch import fetch_command
 

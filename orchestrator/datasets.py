@@ -14,7 +14,7 @@ node.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,6 +23,10 @@ from ecgcore.data import pipeline_for, split_of
 from ecgcore.errors import ProjectError
 from ecgcore.task import Task
 from ecgcore.tracks import Records, describe, track_for
+from orchestrator.schema import ConfigError
+
+# (job, fold) -> (job file, JSON path of that fold id), so that a fold the data lacks names the job file.
+FoldPaths = Mapping[tuple[str, int], tuple[str, str]]
 
 
 @dataclass
@@ -36,7 +40,8 @@ class SharedData:
         return sum(s.nbytes for r in self.records.values() for s in r.signals)
 
 
-def prepare_data(tasks: list[Task], cache_dir: Path, say: Callable[[str], None]) -> SharedData:
+def prepare_data(tasks: list[Task], cache_dir: Path, say: Callable[[str], None],
+                 fold_paths: FoldPaths | None = None) -> SharedData:
     shared, signatures, raw = SharedData(), {}, {}
     for task in tasks:
         if task.data_dir not in signatures:
@@ -59,11 +64,12 @@ def prepare_data(tasks: list[Task], cache_dir: Path, say: Callable[[str], None])
         shared.cache_files[key] = str(cache_file)
         say(f"dataset {task.data_dir} for {task.model_file}: {how} in {time.monotonic() - started:.1f} s "
             f"({cache_file.name})")
-    check_splits(tasks, shared, say)
+    check_splits(tasks, shared, say, fold_paths)
     return shared
 
 
-def check_splits(tasks: list[Task], shared: SharedData, say: Callable[[str], None]) -> None:
+def check_splits(tasks: list[Task], shared: SharedData, say: Callable[[str], None],
+                 fold_paths: FoldPaths | None = None) -> None:
     """Settle every split (written beside the dataset when it may be) and check every fold id."""
     splits = {}
     for task in tasks:
@@ -75,6 +81,11 @@ def check_splits(tasks: list[Task], shared: SharedData, say: Callable[[str], Non
             by_source = f" (test sources by fold: {', '.join(sources)})" if sources else ""
             say(f"dataset {task.data_dir} (CinC {task.challenge}): {describe(records, track_for(task.challenge))}; "
                 f"{task.split} with {len(splits[key].folds)} folds{by_source}")
-        if task.fold >= len(splits[key].folds):
-            raise ProjectError(f"{task.task_id}: split {task.split} of {task.data_dir} has "
-                               f"{len(splits[key].folds)} folds (0..{len(splits[key].folds) - 1}), no fold {task.fold}")
+        n_folds = len(splits[key].folds)
+        if task.fold >= n_folds:
+            message = (f"split {task.split} of {task.data_dir} has {n_folds} folds (0..{n_folds - 1}), "
+                       f"no fold {task.fold}")
+            where = (fold_paths or {}).get((task.job, task.fold))
+            if where is not None:
+                raise ConfigError(*where, message)
+            raise ProjectError(f"{task.task_id}: {message}")

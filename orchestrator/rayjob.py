@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import shlex
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -62,8 +63,7 @@ def submit_as_ray_job(opts, root: Path, say: Callable[[str], None] = print) -> i
     argv = remote_argv(opts, root)
     try:
         client = JobSubmissionClient(opts.address)
-        job_id = client.submit_job(entrypoint=shlex.join(["python", "-m", "orchestrator", *argv]),
-                                   runtime_env={"working_dir": str(root), "excludes": EXCLUDES})
+        job_id = _submit(client, shlex.join(["python", "-m", "orchestrator", *argv]), root)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         raise ProjectError(f"Ray Jobs API at {opts.address}: {exc}") from None
     say(f"submitted Ray job {job_id} to {opts.address}: python -m orchestrator {shlex.join(argv)}")
@@ -75,8 +75,24 @@ def submit_as_ray_job(opts, root: Path, say: Callable[[str], None] = print) -> i
         say(f"stopped following; the job goes on (ray job stop {job_id} --address {opts.address} ends it)")
         return 130
     status = client.get_job_status(job_id)
+    while not status.is_terminal():  # the log stream can close a moment before the status is final
+        time.sleep(0.5)
+        status = client.get_job_status(job_id)
     say(f"Ray job {job_id}: {status}")
     return 0 if status == JobStatus.SUCCEEDED else 1
+
+
+def _submit(client, entrypoint: str, root: Path, tries: int = 15) -> str:
+    """submit_job, again while a freshly started head says its job agent is not up yet ("try again later")."""
+    for attempt in range(tries):
+        try:
+            return client.submit_job(entrypoint=entrypoint,
+                                     runtime_env={"working_dir": str(root), "excludes": EXCLUDES})
+        except RuntimeError as exc:
+            if "try again later" not in str(exc) or attempt == tries - 1:
+                raise
+            time.sleep(2)
+    raise AssertionError("unreachable")
 
 
 async def _follow(client, job_id: str) -> None:

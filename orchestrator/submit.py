@@ -25,13 +25,14 @@ from pathlib import Path
 
 from ecgcore.errors import ProjectError
 from ecgcore.task import Task
-from orchestrator.config import check_kinds, load_jobs, load_model_files, parse_model
+from orchestrator.config import NamedJob, check_kinds, load_jobs, load_model_files, parse_model
 from orchestrator.datasets import SharedData, prepare_data
 from orchestrator.expand import Overrides, expand, task_table
 from orchestrator.foldlog import SCORES
 from orchestrator.provenance import provenance
 from orchestrator.rayjob import is_jobs_address, submit_as_ray_job
 from orchestrator.runstate import JobLocks, check_unchanged, finished
+from orchestrator.schema import ConfigError
 from orchestrator.search import describe_search, expand_variants
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -76,6 +77,41 @@ def check_init_checkpoints(tasks: list[Task]) -> None:
                                f"{task.init_checkpoint}, which does not exist (run the pre-training job first)")
 
 
+def fold_paths(jobs: list[NamedJob]) -> dict[tuple[str, int], tuple[str, str]]:
+    """(job, fold) -> (job file, JSON path of the fold id): a fold the data lacks is named in the job file."""
+    return {(job.name, cvid): (job.file, f"$.{job.job_name}.cvids[{i}]")
+            for job in jobs for i, cvid in enumerate(job.config.cvids)}
+
+
+def check_architectures(tasks: list[Task], shared: SharedData, models_dir: str | Path) -> None:
+    """Build each distinct network once on torch's meta device (no memory, no weights), before Ray starts.
+
+    An architecture's own rules on its parameters and inputs (ResNet1d's odd kernel and window length,
+    SEResNet18's stride, ...) are checked when it is built; here they fail once, naming the model file,
+    instead of in every trial.
+    """
+    import torch
+
+    from ecgcore.data import pipeline_for
+    from ecgcore.models import get_architecture
+    from ecgcore.tracks import track_for
+
+    seen = set()
+    for task in tasks:
+        key = (task.model, shared.key_of[task.task_id], task.challenge)
+        if key in seen:
+            continue
+        seen.add(key)
+        inputs = pipeline_for(task.model, shared.records[key[1]]).inputs
+        try:
+            with torch.device("meta"):
+                get_architecture(task.model.model_name).build(task.model.model_parameters, inputs,
+                                                              len(track_for(task.challenge).class_names),
+                                                              task.model.training_parameters.drop_rate)
+        except ProjectError as exc:
+            raise ConfigError(Path(models_dir) / f"{task.model_file}.json", "$.model_parameters", str(exc)) from None
+
+
 def check_log_dir(log_dir: Path) -> None:
     try:
         log_dir.mkdir(parents=True, exist_ok=True)
@@ -105,7 +141,8 @@ def submit(opts: SubmitOptions, say: Callable[[str], None] = print) -> int:
             raise ProjectError(f"dataset folder {data_dir} does not exist")
     log_dir = (root / opts.log_dir).resolve()
     check_log_dir(log_dir)
-    shared = prepare_data(tasks, log_dir / ".cache", say)
+    shared = prepare_data(tasks, log_dir / ".cache", say, fold_paths(jobs))
+    check_architectures(tasks, shared, opts.models_dir or default_models_dir(opts.job_file))
     with JobLocks([Path(t.out_dir).parent for t in tasks], opts.job_file):
         done = prepare_folds(tasks, opts.resume, say)
         return _run(opts, jobs, tasks, log_dir, done, shared, say)

@@ -232,7 +232,7 @@ def run_tasks(tasks: list[Task], jobs: list[NamedJob], overrides: Overrides, log
         tuner = _new_tuner(tasks, jobs, overrides, (storage, name), provenance, max_concurrent, fault, trainable,
                            ProgressView.for_terminal(quiet, tasks), shared)
     outcomes = []
-    for result in tuner.fit():
+    for result in _fit(tuner, len(tasks)):
         task_id = result.config["spec"]["task"]["task_id"]
         metrics = result.metrics or {}
         error = None if result.error is None else _last_line(result.error)
@@ -242,6 +242,24 @@ def run_tasks(tasks: list[Task], jobs: list[NamedJob], overrides: Overrides, log
                                      metrics.get("epoch")))
     order = {t.task_id: i for i, t in enumerate(tasks)}
     return sorted(outcomes, key=lambda o: order.get(o.task_id, len(order)))
+
+
+def _fit(tuner: tune.Tuner, n_trials: int):
+    """tuner.fit(), with every trial allowed to wait for resources at once.
+
+    Tune lets a custom search algorithm (JobCaps) have only one trial waiting
+    for resources at a time (TUNE_MAX_PENDING_TRIALS_PG "auto"), so trials
+    would start one by one and a cluster's second node would sit idle.
+    """
+    key = "TUNE_MAX_PENDING_TRIALS_PG"
+    previous = os.environ.get(key)
+    if previous is None:
+        os.environ[key] = str(max(n_trials, 1))
+    try:
+        return tuner.fit()
+    finally:
+        if previous is None:
+            del os.environ[key]
 
 
 def _new_tuner(tasks, jobs, overrides, where: tuple[str, str], provenance, max_concurrent, fault,
@@ -258,11 +276,15 @@ def _new_tuner(tasks, jobs, overrides, where: tuple[str, str], provenance, max_c
                       "resources": resources(job, overrides, cluster_gpus),
                       "retries": job.config.max_retries})
     caps = {j.job_name: j.config.max_concurrent for j in jobs if j.config.max_concurrent}
-    configs = [{"spec": spec, "provenance": provenance, "fault": fault} for spec in specs]
+    if caps:
+        configs = [{"spec": spec, "provenance": provenance, "fault": fault} for spec in specs]
+        search = {"search_alg": JobCaps(configs, caps), "num_samples": len(configs)}
+    else:
+        search = {}
     return tune.Tuner(
         trainable,
-        tune_config=tune.TuneConfig(reuse_actors=True, max_concurrent_trials=max_concurrent,
-                                    search_alg=JobCaps(configs, caps), num_samples=len(configs),
+        param_space={} if caps else {"spec": tune.grid_search(specs), "provenance": provenance, "fault": fault},
+        tune_config=tune.TuneConfig(reuse_actors=True, max_concurrent_trials=max_concurrent, **search,
                                     scheduler=_scheduler(jobs, tasks),
                                     trial_name_creator=_trial_name, trial_dirname_creator=_trial_name),
         run_config=tune.RunConfig(

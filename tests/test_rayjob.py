@@ -16,13 +16,21 @@ from orchestrator.rayjob import is_jobs_address, remote_argv
 from tests.conftest import ROOT, tiny_model, write_json
 
 SCRIPT = textwrap.dedent("""
+    import socket
     import sys
     from ray.cluster_utils import Cluster
     from orchestrator.cli import main
 
+    def free_port():
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return s.getsockname()[1]
+
     data, log = sys.argv[1:3]
+    # Its own agent port: the test session's local Ray may hold Ray's default one.
     cluster = Cluster(initialize_head=True, head_node_args={
-        "num_cpus": 2, "include_dashboard": True, "dashboard_host": "127.0.0.1", "dashboard_port": 0})
+        "num_cpus": 2, "include_dashboard": True, "dashboard_host": "127.0.0.1", "dashboard_port": 0,
+        "dashboard_agent_listen_port": free_port()})
     url = "http://" + cluster.head_node.address_info["webui_url"]
     typo = main(["submit", "jobs/typo.json", "--address", url])
     code = main(["submit", "jobs/j.json", "--data", data, "--log-dir", log, "--address", url, "--max-epochs", "1",
