@@ -11,7 +11,7 @@ import sys
 import warnings
 
 from ecgcore.errors import ProjectError
-from orchestrator.expand import DEFAULT_DATA, Overrides
+from orchestrator.expand import Overrides
 from orchestrator.summarize import FORMATS
 
 
@@ -44,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     _submit_args(sub.add_parser("submit", help="run every job x fold of a job file as Ray Tune trials"))
     _submit_args(sub.add_parser("resume", help="continue an interrupted submit (= submit --resume)"))
     _status_args(sub.add_parser("status", help="per job and fold: pending, running, done or failed"))
+    _settings_arg(sub.add_parser("settings", help="every machine setting in force and where it came from"))
 
     p = sub.add_parser("summarize", help="cross-validation scores of every job of an architecture")
     _summarize_args(p)
@@ -68,8 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _submit_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("job_file")
-    p.add_argument("--data", help=f"dataset folder for every job (default: the job's, else {DEFAULT_DATA})")
-    p.add_argument("--log-dir", default="log", help="where log/<arch>/<job>/fold<k>/ go (default: log)")
+    p.add_argument("--data", help="dataset folder for every job (default: the job's, else the settings' data_root)")
+    p.add_argument("--log-dir", help="where log/<arch>/<job>/fold<k>/ go (default: the settings' log_root, log)")
     p.add_argument("--models-dir", help="model files (default: models/ beside the job file's folder)")
     p.add_argument("--max-epochs", type=_positive_int, help="cap the epochs of every task (quick runs)")
     p.add_argument("--cpus-per-task", type=_non_negative_float, help="CPUs per fold (fractions allowed)")
@@ -80,8 +81,11 @@ def _submit_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--address", help="join an existing Ray cluster (auto, host:6379, ray://host:10001), or run "
                         "as a Ray job through its dashboard (http://head:8265)")
     p.add_argument("--quiet", action="store_true", help="no progress table or lines, only the closing summary")
-    p.add_argument("--dashboard-host", default="127.0.0.1",
+    p.add_argument("--dashboard-host",
                    help="where the local Ray dashboard listens (default 127.0.0.1; others get a warning)")
+    p.add_argument("--dashboard-port", type=_positive_int, help="the local Ray dashboard's port (default 8265 "
+                                                                  "or the next free one)")
+    _settings_arg(p)
     p.add_argument("--storage-path", help="Tune's experiment and checkpoints: a folder every node mounts or a "
                                           "URI (s3://...); required on a multi-node cluster (default: LOG/.tune)")
     p.add_argument("--dry-run", action="store_true", help="print the task table, start nothing")
@@ -89,9 +93,15 @@ def _submit_args(p: argparse.ArgumentParser) -> None:
                    help="continue an interrupted submit of this job file: finished folds are not run again")
 
 
+def _settings_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--settings", metavar="FILE", help="machine settings (YAML); default: $ECG_ORCH_SETTINGS, "
+                                                      "else ./orchestrator.yaml if present")
+
+
 def _status_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("job_file", nargs="?", help="only this job file's jobs and folds (default: every job under log/)")
-    p.add_argument("--log-dir", default="log")
+    p.add_argument("--log-dir")
+    _settings_arg(p)
     p.add_argument("--models-dir", help="model files (default: models/ beside the job file's folder)")
 
 
@@ -131,31 +141,54 @@ def _dataset_commands(sub) -> None:
 
 def _summarize_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("architecture", help="model_name of the jobs, e.g. CNN or CRNN")
-    p.add_argument("--log-dir", default="log")
+    p.add_argument("--log-dir")
     p.add_argument("--format", choices=FORMATS, default="table")
+    _settings_arg(p)
+
+
+def _or(given, setting):
+    """The command line's value where it gives one, else the settings' (command line > settings > defaults)."""
+    return setting if given is None else given
+
+
+def _submit_options(args: argparse.Namespace, s):
+    from orchestrator.submit import SubmitOptions
+
+    overrides = Overrides(data=args.data, max_epochs=args.max_epochs,
+                          cpus_per_task=args.cpus_per_task, gpus_per_task=args.gpus_per_task,
+                          time_limit_s=args.time_limit)
+    return SubmitOptions(args.job_file, args.models_dir, _or(args.log_dir, s.log_root), overrides,
+                         _or(args.address, s.address), _or(args.max_concurrent, s.max_concurrent), args.dry_run,
+                         resume=args.resume or args.command == "resume",
+                         storage_path=_or(args.storage_path, s.storage_path), quiet=args.quiet,
+                         dashboard_host=_or(args.dashboard_host, s.dashboard_host),
+                         dashboard_port=_or(args.dashboard_port, s.dashboard_port), settings=s)
 
 
 def dispatch(args: argparse.Namespace) -> int:
-    if args.command in ("submit", "resume"):
-        from orchestrator.submit import SubmitOptions, submit
+    resolved = None
+    if hasattr(args, "settings"):
+        from orchestrator.settings import load_settings
 
-        overrides = Overrides(data=args.data, max_epochs=args.max_epochs,
-                              cpus_per_task=args.cpus_per_task, gpus_per_task=args.gpus_per_task,
-                              time_limit_s=args.time_limit)
-        return submit(SubmitOptions(args.job_file, args.models_dir, args.log_dir, overrides,
-                                    args.address, args.max_concurrent, args.dry_run,
-                                    resume=args.resume or args.command == "resume",
-                                    storage_path=args.storage_path, quiet=args.quiet,
-                                    dashboard_host=args.dashboard_host))
+        resolved = load_settings(args.settings)
+    if args.command in ("submit", "resume"):
+        from orchestrator.submit import submit
+
+        return submit(_submit_options(args, resolved.settings))
+    if args.command == "settings":
+        from orchestrator.settings import report
+
+        print(report(resolved))
+        return 0
     if args.command == "status":
         from orchestrator.status import status
 
-        print(status(args.log_dir, args.job_file, args.models_dir))
+        print(status(_or(args.log_dir, resolved.settings.log_root), args.job_file, args.models_dir))
         return 0
     if args.command == "summarize":
         from orchestrator.summarize import summarize
 
-        print(summarize(args.log_dir, args.architecture, args.format))
+        print(summarize(_or(args.log_dir, resolved.settings.log_root), args.architecture, args.format))
         return 0
     if args.command == "predict":
         from orchestrator.predict import predict

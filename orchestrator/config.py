@@ -18,7 +18,7 @@ from ecgcore.errors import ProjectError
 from ecgcore.models import get_architecture
 from ecgcore.splits import split_folds
 from ecgcore.task import Task
-from orchestrator.schema import ConfigError, load_dataclass, read_json
+from orchestrator.schema import ConfigError, load_dataclass, read_document
 from orchestrator.search import check_spaces, find_spaces, substitute
 
 # Job and model names become folder names: keep them plain.
@@ -92,7 +92,7 @@ def check_name(name: str, file, path: str, what: str) -> None:
 
 def load_jobs(file: str | Path) -> list[NamedJob]:
     """All jobs of a job file, in file order."""
-    data = read_json(Path(file))
+    data = read_document(Path(file))
     if not isinstance(data, dict) or not data:
         raise ConfigError(file, "$", "expected an object of jobs keyed by job name")
     jobs = []
@@ -160,11 +160,20 @@ def load_model(models_dir: str | Path, name: str, job_file, job_path: str) -> Mo
     return load_model_file(models_dir, name, job_file, job_path).config
 
 
+def model_path(models_dir: str | Path, name: str, job_file, job_path: str) -> Path:
+    """models/<name>.json, .yaml or .yml: exactly one of them."""
+    found = [p for p in (Path(models_dir) / f"{name}{suffix}" for suffix in (".json", ".yaml", ".yml"))
+             if p.is_file()]
+    if not found:
+        raise ConfigError(job_file, job_path, f"model file {Path(models_dir) / name}.json (or .yaml) does not exist")
+    if len(found) > 1:
+        raise ConfigError(job_file, job_path, f"model {name!r} is ambiguous: {', '.join(map(str, found))}")
+    return found[0]
+
+
 def load_model_file(models_dir: str | Path, name: str, job_file, job_path: str) -> ModelFile:
-    path = Path(models_dir) / f"{name}.json"
-    if not path.is_file():
-        raise ConfigError(job_file, job_path, f"model file {path} does not exist")
-    raw = read_json(path)
+    path = model_path(models_dir, name, job_file, job_path)
+    raw = read_document(path)
     spaces = find_spaces(raw, path)
     if spaces:
         check_spaces(raw, spaces, path, parse_model)

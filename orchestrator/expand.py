@@ -16,10 +16,10 @@ from pathlib import PurePath
 from ecgcore.config import ModelConfig
 from ecgcore.task import Task
 from orchestrator.config import NamedJob
+from orchestrator.settings import Settings
 
-DEFAULT_DATA = "data/training2017"
 BEST_MODEL = "best_model.pt"
-DEFAULT_CPUS_PER_TASK = 1.0
+DEFAULTS = Settings()  # where neither the command line, the job nor a settings file gives a value
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,7 @@ def expand(jobs: list[NamedJob], models: dict[str, ModelConfig], log_dir: PurePa
 def _task(job: NamedJob, fold: int, model: ModelConfig, log_dir: PurePath, root: PurePath,
           overrides: Overrides) -> Task:
     arch = model.model_name
-    data = overrides.data or job.config.data or DEFAULT_DATA
+    data = overrides.data or job.config.data or DEFAULTS.data_root
     max_epochs = model.training_parameters.max_epochs
     if overrides.max_epochs is not None:
         max_epochs = min(max_epochs, overrides.max_epochs)
@@ -89,7 +89,7 @@ def resources(job: NamedJob, overrides: Overrides, cluster_gpus: float) -> dict[
 
 
 def _cpus(job: NamedJob, overrides: Overrides) -> float:
-    return overrides.cpus_per_task or job.config.cpus_per_task or DEFAULT_CPUS_PER_TASK
+    return overrides.cpus_per_task or job.config.cpus_per_task or DEFAULTS.cpus_per_task
 
 
 def task_table(tasks: list[Task], jobs: list[NamedJob], overrides: Overrides) -> str:

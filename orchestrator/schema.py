@@ -18,16 +18,52 @@ from pathlib import Path
 from typing import Any
 
 from ecgcore.errors import ProjectError
+from orchestrator.yamlfile import YamlError, is_yaml, parse_yaml
 
 _BOOL_STRINGS = {"true": True, "false": False}
 
 
-class ConfigError(ProjectError):
-    """A job, model or settings file that does not fit its schema."""
+# {YAML file: {JSON path: line}}, filled as YAML files are read, so an error at a JSON path can name its line.
+_YAML_LINES: dict[str, dict[str, int]] = {}
 
-    def __init__(self, file: str | Path, path: str, message: str):
-        super().__init__(f"{file}: {path}: {message}")
-        self.file, self.path, self.detail = str(file), path, message
+
+class ConfigError(ProjectError):
+    """A job, model or settings file that does not fit its schema (in a YAML file, with the line)."""
+
+    def __init__(self, file: str | Path, path: str, message: str, line: int | None = None):
+        line = line if line is not None else line_of(file, path)
+        where = f"{file}: line {line}: {path}" if line else f"{file}: {path}"
+        super().__init__(f"{where}: {message}")
+        self.file, self.path, self.detail, self.line = str(file), path, message, line
+
+
+def line_of(file: str | Path, path: str) -> int | None:
+    """The line of path, or of its nearest enclosing key that has one, in a YAML file read here."""
+    lines = _YAML_LINES.get(str(file))
+    while lines:
+        if path in lines:
+            return lines[path]
+        cut = max(path.rfind("."), path.rfind("["))
+        if cut <= 0:
+            return None
+        path = path[:cut]
+    return None
+
+
+def read_document(file: Path) -> Any:
+    """A job, model or settings file: YAML (.yaml, .yml) or JSON, to the same plain values."""
+    if not is_yaml(file):
+        return read_json(file)
+    try:
+        text = Path(file).read_text()
+    except OSError as exc:
+        raise ConfigError(file, "$", f"cannot read file ({exc.strerror})") from None
+    try:
+        value, lines = parse_yaml(text)
+    except YamlError as exc:
+        raise ConfigError(file, "$", str(exc), line=exc.line) from None
+    _YAML_LINES[str(file)] = lines
+    return value
 
 
 def read_json(file: Path) -> Any:

@@ -25,15 +25,16 @@ from pathlib import Path
 
 from ecgcore.errors import ProjectError
 from ecgcore.task import Task
-from orchestrator.config import NamedJob, check_kinds, load_jobs, load_model_files, parse_model
+from orchestrator.config import NamedJob, check_kinds, load_jobs, load_model_files, model_path, parse_model
 from orchestrator.datasets import SharedData, prepare_data
-from orchestrator.expand import Overrides, expand, task_table
+from orchestrator.expand import DEFAULTS, Overrides, expand, task_table
 from orchestrator.foldlog import SCORES
 from orchestrator.provenance import provenance
 from orchestrator.rayjob import is_jobs_address, submit_as_ray_job
 from orchestrator.runstate import JobLocks, check_unchanged, finished
 from orchestrator.schema import ConfigError
 from orchestrator.search import describe_search, expand_variants
+from orchestrator.settings import Settings, with_settings
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
@@ -50,7 +51,9 @@ class SubmitOptions:
     resume: bool = False
     storage_path: str | None = None  # Tune's experiment and checkpoints (default: <log>/.tune)
     quiet: bool = False  # no progress until the closing summary (CI logs)
-    dashboard_host: str = "127.0.0.1"
+    dashboard_host: str = DEFAULTS.dashboard_host
+    dashboard_port: int | None = DEFAULTS.dashboard_port
+    settings: Settings = DEFAULTS  # fills what the job files leave open
 
 
 def default_models_dir(job_file: str | Path) -> Path:
@@ -59,7 +62,7 @@ def default_models_dir(job_file: str | Path) -> Path:
 
 def plan(opts: SubmitOptions, root: Path):
     """Load and validate the job file and its models, search variants expanded; return (jobs, tasks)."""
-    jobs = load_jobs(opts.job_file)
+    jobs = with_settings(load_jobs(opts.job_file), opts.settings)
     files = load_model_files(jobs, opts.models_dir or default_models_dir(opts.job_file))
     jobs = expand_variants(jobs, {n: list(f.spaces) for n, f in files.items()}, {n: f.raw for n, f in files.items()},
                            parse_model)
@@ -109,7 +112,8 @@ def check_architectures(tasks: list[Task], shared: SharedData, models_dir: str |
                                                               len(track_for(task.challenge).class_names),
                                                               task.model.training_parameters.drop_rate)
         except ProjectError as exc:
-            raise ConfigError(Path(models_dir) / f"{task.model_file}.json", "$.model_parameters", str(exc)) from None
+            file = model_path(models_dir, task.model_file, "", "")
+            raise ConfigError(file, "$.model_parameters", str(exc)) from None
 
 
 def check_log_dir(log_dir: Path) -> None:
@@ -169,7 +173,8 @@ def _run(opts: SubmitOptions, jobs, tasks: list[Task], log_dir: Path, done: set[
         say(f"warning: the Ray dashboard will listen on {opts.dashboard_host}: its API runs code on this "
             "machine for anyone who reaches the port with the token (~/.ray/auth_token). Keep it on 127.0.0.1 "
             "and use an SSH tunnel unless the network is yours.")
-    url = tuner.connect(opts.address, opts.dashboard_host, quiet_workers=opts.quiet or sys.stdout.isatty())
+    url = tuner.connect(opts.address, opts.dashboard_host, opts.dashboard_port,
+                        quiet_workers=opts.quiet or sys.stdout.isatty())
     if url:
         say(f"Ray dashboard: {url} (token authentication is on: open it with the token in ~/.ray/auth_token; "
             "REST calls need 'Authorization: Bearer <token>')")

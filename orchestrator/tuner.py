@@ -178,7 +178,8 @@ def experiment_name(job_file: str, tasks: list[Task]) -> str:
     return f"{Path(job_file).stem}-{digest.hexdigest()[:10]}"
 
 
-def connect(address: str | None, dashboard_host: str = "127.0.0.1", quiet_workers: bool = False) -> str | None:
+def connect(address: str | None, dashboard_host: str = "127.0.0.1", dashboard_port: int | None = None,
+            quiet_workers: bool = False) -> str | None:
     """Start a local Ray (dashboard on dashboard_host, token auth on) or join a cluster; return the dashboard URL.
 
     An already initialised Ray (tests share one session) is used as it is.
@@ -193,6 +194,7 @@ def connect(address: str | None, dashboard_host: str = "127.0.0.1", quiet_worker
     else:
         # "local": a new Ray on this machine, even where `ray start` left one running (--address auto joins it).
         context = ray.init(address="local", include_dashboard=True, dashboard_host=dashboard_host,
+                           dashboard_port=dashboard_port,
                            log_to_driver=not quiet_workers, logging_level=logging.WARNING)
     url = getattr(context, "dashboard_url", None)
     return f"http://{url}" if url else None

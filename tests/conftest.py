@@ -23,6 +23,20 @@ def need(path: Path, marker: str = "REFERENCE.csv") -> Path:
     return path
 
 
+@pytest.fixture(scope="session", autouse=True)
+def no_machine_settings(tmp_path_factory):
+    """Tests see the defaults, not an orchestrator.yaml the developer keeps in the project folder."""
+    empty = tmp_path_factory.mktemp("settings") / "empty.yaml"
+    empty.write_text("")
+    old = os.environ.get("ECG_ORCH_SETTINGS")
+    os.environ["ECG_ORCH_SETTINGS"] = str(empty)
+    yield
+    if old is None:
+        os.environ.pop("ECG_ORCH_SETTINGS", None)
+    else:
+        os.environ["ECG_ORCH_SETTINGS"] = old
+
+
 @pytest.fixture(scope="session")
 def sample2017() -> Path:
     return need(SAMPLE_2017)
