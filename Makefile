@@ -23,8 +23,8 @@ $(STAMP): setup.cfg pyproject.toml
 demo: $(STAMP)
 	test -f $(DEMO_DATA)/REFERENCE.csv || $(BIN)/python -m orchestrator data synth --out $(DEMO_DATA) --records 300 --seed 0
 	$(BIN)/python -m orchestrator submit jobs/demo.json
-	$(BIN)/summarize CNN
-	$(BIN)/summarize CRNN
+	$(BIN)/summarize CNN --plot
+	$(BIN)/summarize CRNN --plot
 
 test: $(STAMP)
 	$(BIN)/ruff check .

@@ -143,6 +143,8 @@ def _summarize_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("architecture", help="model_name of the jobs, e.g. CNN or CRNN")
     p.add_argument("--log-dir")
     p.add_argument("--format", choices=FORMATS, default="table")
+    p.add_argument("--plot", action="store_true", help="also write each job's learning curves and summed test "
+                                                       "confusion matrix (PNG) beside summary.json")
     _settings_arg(p)
 
 
@@ -188,7 +190,8 @@ def dispatch(args: argparse.Namespace) -> int:
     if args.command == "summarize":
         from orchestrator.summarize import summarize
 
-        print(summarize(_or(args.log_dir, resolved.settings.log_root), args.architecture, args.format))
+        print(summarize(_or(args.log_dir, resolved.settings.log_root), args.architecture, args.format,
+                        plot=args.plot))
         return 0
     if args.command == "predict":
         from orchestrator.predict import predict

@@ -16,7 +16,8 @@ show the challenge metric, macro AUROC, AUPRC, F-measure and accuracy per
 fold (the always-sinus classifier scores 0 by the metric's definition, so
 there is no naive row), the test source of leave-source-out folds, and the
 per-class F1 averaged over the folds. Also writes
-log/<architecture>/summary.json.
+log/<architecture>/summary.json, and with plot=True each job's learning
+curves and test confusion matrix beside it (orchestrator.plots).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import csv
 import io
 import json
 import operator
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -273,12 +275,21 @@ def _grid(header: list[str], body: list[list[str]], markdown: bool) -> list[str]
     return [fmt.format(*header), *[fmt.format(*row) for row in body]]
 
 
-def summarize(log_dir: str | Path, architecture: str, fmt: str = "table") -> str:
-    """Render the summary and write log/<architecture>/summary.json."""
+def summarize(log_dir: str | Path, architecture: str, fmt: str = "table", plot: bool = False) -> str:
+    """Render the summary and write log/<architecture>/summary.json (with plot, each job's PNGs beside it)."""
     log_dir = Path(log_dir)
     jobs = collect(log_dir, architecture)
     write_json_atomic(log_dir / architecture / "summary.json", to_json(architecture, jobs))
-    return render(architecture, jobs, fmt)
+    text = render(architecture, jobs, fmt)
+    if not plot:
+        return text
+    from orchestrator.plots import plot_report  # matplotlib is imported only when plotting
+
+    report = plot_report(log_dir / architecture, [job.name for job in jobs])
+    if fmt in ("csv", "json"):  # keep stdout machine-readable: the plot lines go to stderr
+        print(report, file=sys.stderr)
+        return text
+    return f"{text}\n{report}"
 
 
 def _fmt_std(std: float) -> str:
