@@ -1,6 +1,7 @@
 """The Ray edge: connect to Ray, build the Tuner, run one trial per Task.
 
-This is the only module that imports Ray. Each trial gets its task as a
+This is the one module that builds the Tuner and runs trials (orchestrator.rayjob only
+sends a whole submit to a cluster through the Ray Jobs API). Each trial gets its task as a
 plain dict (visible in the dashboard and in params.json), rebuilds the Task,
 and calls ecgcore's `train_task` with a FoldLog that also reports every
 validation to Tune, with a `tune.Checkpoint` of the training state. A failed
