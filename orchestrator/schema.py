@@ -55,15 +55,20 @@ def read_document(file: Path) -> Any:
     if not is_yaml(file):
         return read_json(file)
     try:
-        text = Path(file).read_text()
-    except OSError as exc:
-        raise ConfigError(file, "$", f"cannot read file ({exc.strerror})") from None
-    try:
-        value, lines = parse_yaml(text)
+        value, lines = parse_yaml(_read_text(file))
     except YamlError as exc:
         raise ConfigError(file, "$", str(exc), line=exc.line) from None
     _YAML_LINES[str(file)] = lines
     return value
+
+
+def _read_text(file: Path) -> str:
+    try:
+        return Path(file).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(file, "$", f"cannot read file ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(file, "$", f"not a UTF-8 text file (byte {exc.start})") from None
 
 
 def read_json(file: Path) -> Any:
@@ -76,11 +81,7 @@ def read_json(file: Path) -> Any:
         return dict(pairs)
 
     try:
-        text = Path(file).read_text()
-    except OSError as exc:
-        raise ConfigError(file, "$", f"cannot read file ({exc.strerror})") from None
-    try:
-        return json.loads(text, object_pairs_hook=no_duplicates)
+        return json.loads(_read_text(file), object_pairs_hook=no_duplicates)
     except json.JSONDecodeError as exc:
         raise ConfigError(file, "$", f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
 
