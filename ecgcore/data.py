@@ -6,7 +6,8 @@ second fold on the same worker does not re-read it). `Pipeline` turns a
 record into what the architecture takes (see ecgcore.models): it resamples
 and standardises once per record, augments and draws random windows for
 training, and cuts evaluation windows whose probabilities are averaged per
-record. Valid and test inputs are computed once per fold.
+record. Inputs are computed batch by batch (ecgcore.inputs), not held for a
+whole fold.
 """
 
 from __future__ import annotations
@@ -81,9 +82,9 @@ class Pipeline:
         n = max(n_samples, self.pre.nperseg)  # log_spectrogram pads a shorter piece to one segment
         return (n - self.pre.noverlap) // (self.pre.nperseg - self.pre.noverlap)
 
-    def train_items(self, signals, rng: np.random.Generator) -> TrainInputs:
-        """One draw of training inputs (augmentation, random windows), computed per batch."""
-        return TrainInputs(self, signals, rng)
+    def train_items(self, signals, rng: np.random.Generator | None, seeds=None) -> TrainInputs:
+        """One draw of training inputs (augmentation, random windows), computed per batch; seeds: a draw again."""
+        return TrainInputs(self, signals, rng, seeds)
 
     def eval_items(self, signals) -> EvalInputs:
         """Inputs for scoring, computed per batch; .owners: the record each belongs to (several with windows)."""

@@ -79,10 +79,11 @@ class TrainInputs(LazyInputs):
     only group records of similar length into batches.
     """
 
-    def __init__(self, pipeline, signals, rng: np.random.Generator | None):
+    def __init__(self, pipeline, signals, rng: np.random.Generator | None, seeds: np.ndarray | None = None):
+        """A new draw from rng, or (seeds) the same draw again: a resumed run continues with its inputs."""
         self.pipeline, self.signals = pipeline, signals
-        self.seeds = None
-        if rng is not None and pipeline.varies:
+        self.seeds = None if seeds is None else np.asarray(seeds, dtype=np.int64)
+        if seeds is None and rng is not None and pipeline.varies:
             self.seeds = rng.integers(0, 2**63 - 1, size=len(signals), dtype=np.int64)
         window = pipeline.pre.window
         self.lengths = np.array([pipeline.feature_length(x.shape[-1] if window is None else min(window, x.shape[-1]))

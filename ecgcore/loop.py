@@ -130,6 +130,7 @@ class EpochLoop:
         self.stepper = optim.Stepper(model, self.tp, steps, task.max_epochs, device)
         self.best_value, self.best_epoch, self.best_state = None, 0, None
         self.epoch, self.stop_reason = 0, "max_epochs"
+        self.train_x = None  # the current draw of training inputs (kept until the next reload)
         # The limit counts training time, not the reading and preprocessing before it.
         self.deadline = None if task.time_limit_s is None else time.monotonic() + task.time_limit_s
         self.out_of_time = False
@@ -144,6 +145,10 @@ class EpochLoop:
                  "best_state": self.best_state, "model": self.model.state_dict(),
                  "stepper": self.stepper.state_dict(), "rng": self.rng.bit_generator.state,
                  "torch_rng": torch.get_rng_state(),
+                 # the draw in use, so a resumed run keeps it until the next reload, as the run would have
+                 # (a tensor: checkpoints load with weights_only, which refuses numpy arrays)
+                 "train_seeds": None if self.train_x is None or self.train_x.seeds is None
+                 else torch.from_numpy(self.train_x.seeds),
                  "time_left_s": None if self.deadline is None else self.deadline - time.monotonic(),
                  "elapsed_s": time.monotonic() - self.started}
         return cpu_copy(state)
@@ -151,8 +156,8 @@ class EpochLoop:
     def restore(self, state: dict) -> None:
         """Continue from a state(): the next epoch is state["epoch"] + 1.
 
-        Augmented training inputs are drawn afresh at the first epoch after a
-        restore (they are not part of the state), from the restored stream.
+        The training draw in use (its per-record seeds) is part of the state, so
+        augmented inputs stay those of the interrupted run until its next reload.
         """
         self.model.load_state_dict(state["model"])
         self.stepper.load_state_dict(state["stepper"])
@@ -163,15 +168,16 @@ class EpochLoop:
         if state["time_left_s"] is not None:
             self.deadline = time.monotonic() + max(0.0, state["time_left_s"])
         self.started = time.monotonic() - state["elapsed_s"]  # elapsed_s counts across attempts
+        if state.get("train_seeds") is not None:
+            self.train_x = self.fold.pipeline.train_items(self.fold.train.signals, None, seeds=state["train_seeds"])
 
     def run(self) -> None:
-        train_x = None
         pipeline = self.fold.pipeline
         for epoch in range(self.epoch + 1, self.task.max_epochs + 1):
-            if train_x is None or (pipeline.varies and
-                                   (epoch - 1) % self.task.model.data_augmentation.reload_step == 0):
-                train_x = pipeline.train_items(self.fold.train.signals, self.rng)
-            loss = self.train_epoch(train_x)
+            if self.train_x is None or (pipeline.varies and
+                                        (epoch - 1) % self.task.model.data_augmentation.reload_step == 0):
+                self.train_x = pipeline.train_items(self.fold.train.signals, self.rng)
+            loss = self.train_epoch(self.train_x)
             self.epoch = epoch
             if epoch % self.tp.validation_step == 0 or epoch == self.task.max_epochs or self.out_of_time:
                 self.validate(epoch, loss)

@@ -60,6 +60,20 @@ def test_a_resumed_run_ends_exactly_where_an_uninterrupted_one_does(synth_dir, t
     assert resumed.info["resumed_after_epoch"] == 2
 
 
+@pytest.mark.parametrize("reload_step", [1, 3])
+def test_a_resume_between_reloads_keeps_the_augmentation_draw(synth_dir, tmp_path, reload_step):
+    augmented = tiny_signal_model(training_parameters={"max_epochs": 5, "early_stop_wait": 10},
+                                  data_augmentation={"scaling": 0.3, "reload_step": reload_step})
+    task = make_task(synth_dir, tmp_path, augmented)
+    whole = train_task(task)
+    observer = CrashAt(3)
+    with pytest.raises(Crash):
+        train_task(task, observer)
+    assert observer.state["train_seeds"] is not None
+    resumed = train_task(task, resume=observer.state)  # epoch 3 uses the draw of epoch 1 when reload_step is 3
+    assert np.array_equal(resumed.predictions["probs"], whole.predictions["probs"])
+
+
 def test_the_time_limit_counts_across_attempts(synth_dir, tmp_path):
     task = make_task(synth_dir, tmp_path, model(), time_limit=1000)
     observer = CrashAt(2)
