@@ -39,7 +39,7 @@ class ConfigError(ProjectError):
 
 def line_of(file: str | Path, path: str) -> int | None:
     """The line of path, or of its nearest enclosing key that has one, in a YAML file read here."""
-    lines = _YAML_LINES.get(str(file))
+    lines = _YAML_LINES.get(_key(file))
     while lines:
         if path in lines:
             return lines[path]
@@ -50,6 +50,11 @@ def line_of(file: str | Path, path: str) -> int | None:
     return None
 
 
+def _key(file: str | Path) -> str:
+    """One spelling per file (./jobs/x.yaml and jobs/x.yaml are the same file)."""
+    return str(Path(file).resolve())
+
+
 def read_document(file: Path) -> Any:
     """A job, model or settings file: YAML (.yaml, .yml) or JSON, to the same plain values."""
     if not is_yaml(file):
@@ -58,7 +63,7 @@ def read_document(file: Path) -> Any:
         value, lines = parse_yaml(_read_text(file))
     except YamlError as exc:
         raise ConfigError(file, "$", str(exc), line=exc.line) from None
-    _YAML_LINES[str(file)] = lines
+    _YAML_LINES[_key(file)] = lines
     return value
 
 

@@ -117,3 +117,22 @@ def test_job_and_model_files_may_be_yaml(tmp_path):
     write_json(tmp_path / "models" / "tiny.json", tiny_model())
     with pytest.raises(ConfigError, match="ambiguous"):
         plan(SubmitOptions(str(job_file)), tmp_path)
+
+
+def test_yaml_merge_keys_work_and_what_is_not_plain_data_is_one_error(tmp_path, monkeypatch):
+    write_json(tmp_path / "models" / "tiny.json", tiny_model())
+    merged = _yaml(tmp_path / "jobs" / "m.yaml", "base: &b\n  model: tiny\n  split: split_3_3_1\n  cvids: [0]\n"
+                   "other:\n  <<: *b\n  cvids: [1]\n")
+    _, tasks = plan(SubmitOptions(str(merged)), tmp_path)
+    assert [(t.job, t.fold) for t in tasks] == [("base", 0), ("other", 1)]
+    cases = {"j:\n  model: !!python/object:os.system x\n": r"line 2: \$: not plain data",
+             "job: &a {model: m, x: *a}\n": r"line 1: \$: an alias refers to a node that contains it"}
+    for i, (text, message) in enumerate(cases.items()):
+        with pytest.raises(ConfigError, match=message):
+            plan(SubmitOptions(str(_yaml(tmp_path / "jobs" / f"bad{i}.yaml", text))), tmp_path)
+    _yaml(tmp_path / "jobs" / "typo.yaml", "job:\n  model: tiny\n  cvid: [0]\n")
+    monkeypatch.chdir(tmp_path)
+    for spelling in ("jobs/typo.yaml", "./jobs/typo.yaml", str(tmp_path / "jobs" / "typo.yaml")):
+        with pytest.raises(ConfigError, match=r"line 3: \$\.job\.cvid: unknown key"):
+            plan(SubmitOptions(spelling), tmp_path)
+
