@@ -29,6 +29,13 @@ def _non_negative_float(text: str) -> float:
     return value
 
 
+def _cpus(text: str) -> float:
+    value = float(text)
+    if value < 0.01:  # as the job key cpus_per_task: a trial always runs on some CPU
+        raise argparse.ArgumentTypeError(f"must be at least 0.01, got {value}")
+    return value
+
+
 def _at_least_one_second(text: str) -> float:
     value = float(text)
     if value < 1:
@@ -73,7 +80,7 @@ def _submit_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--log-dir", help="where log/<arch>/<job>/fold<k>/ go (default: the settings' log_root, log)")
     p.add_argument("--models-dir", help="model files (default: models/ beside the job file's folder)")
     p.add_argument("--max-epochs", type=_positive_int, help="cap the epochs of every task (quick runs)")
-    p.add_argument("--cpus-per-task", type=_non_negative_float, help="CPUs per fold (fractions allowed)")
+    p.add_argument("--cpus-per-task", type=_cpus, help="CPUs per fold (fractions allowed)")
     p.add_argument("--gpus-per-task", type=_non_negative_float, help="GPUs per fold (fractions allowed)")
     p.add_argument("--time-limit", type=_at_least_one_second, metavar="SECONDS",
                    help="stop each task's training after this long, then score its best model")

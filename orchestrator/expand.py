@@ -89,7 +89,10 @@ def resources(job: NamedJob, overrides: Overrides, cluster_gpus: float) -> dict[
 
 
 def _cpus(job: NamedJob, overrides: Overrides) -> float:
-    return overrides.cpus_per_task or job.config.cpus_per_task or DEFAULTS.cpus_per_task
+    for value in (overrides.cpus_per_task, job.config.cpus_per_task):
+        if value is not None:
+            return value
+    return DEFAULTS.cpus_per_task
 
 
 def task_table(tasks: list[Task], jobs: list[NamedJob], overrides: Overrides) -> str:

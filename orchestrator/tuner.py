@@ -316,6 +316,8 @@ class JobCaps(Searcher):
         super().__init__()
         self.queue, self.caps = list(configs), dict(caps)
         self.running: dict[str, str] = {}  # trial id -> its job's name
+        # Failed for good: `resume` restarts them (Tuner.restore with resume_errored) without asking us.
+        self.failed: dict[str, str] = {}
 
     def suggest(self, trial_id: str):
         busy = Counter(self.running.values())
@@ -327,15 +329,19 @@ class JobCaps(Searcher):
         return None if self.queue else Searcher.FINISHED
 
     def on_trial_complete(self, trial_id: str, result=None, error: bool = False) -> None:
-        self.running.pop(trial_id, None)  # finished, failed for good, or stopped by the scheduler
+        group = self.running.pop(trial_id, None)  # finished, failed for good, or stopped by the scheduler
+        if error and group is not None:
+            self.failed[trial_id] = group
 
     def save(self, checkpoint_path: str) -> None:
         Path(checkpoint_path).write_text(json.dumps({"queue": self.queue, "caps": self.caps,
-                                                     "running": self.running}))
+                                                     "running": self.running, "failed": self.failed}))
 
     def restore(self, checkpoint_path: str) -> None:
+        """The state of an interrupted submit: what ran, and what failed, is running again now."""
         state = json.loads(Path(checkpoint_path).read_text())
-        self.queue, self.caps, self.running = state["queue"], state["caps"], state["running"]
+        self.queue, self.caps = state["queue"], state["caps"]
+        self.running, self.failed = {**state["running"], **state["failed"]}, {}
 
 
 def _scheduler(jobs: list[NamedJob], tasks: list[Task]):

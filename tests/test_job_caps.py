@@ -44,6 +44,20 @@ def test_the_state_survives_save_and_restore(tmp_path):
     assert _ids([again.suggest("t3")]) == ["a/2"]
 
 
+def test_a_trial_that_failed_for_good_counts_again_after_resume(tmp_path):
+    caps = tuner.JobCaps(_configs("a", "a", "a"), {"a": 1})
+    caps.suggest("t1")
+    caps.on_trial_complete("t1", error=True)  # failed for good: its slot is free in this submit
+    assert _ids([caps.suggest("t2")]) == ["a/1"]
+    caps.save(str(tmp_path / "state.json"))
+    again = tuner.JobCaps([], {})
+    again.restore(str(tmp_path / "state.json"))  # resume restarts t1 itself, and t2 runs on: both count
+    again.on_trial_complete("t2")
+    assert again.suggest("t3") is None
+    again.on_trial_complete("t1")
+    assert _ids([again.suggest("t3")]) == ["a/2"]
+
+
 def test_max_concurrent_is_a_checked_job_key(tmp_path):
     job = {"model": "m", "split": "split_3_3_1", "cvids": [0], "max_concurrent": 0}
     with pytest.raises(ConfigError, match=r"\$\.j\.max_concurrent"):
