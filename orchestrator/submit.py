@@ -138,7 +138,7 @@ def submit(opts: SubmitOptions, say: Callable[[str], None] = print) -> int:
             say(line)
         return 0
     if is_jobs_address(opts.address):  # checked here; run there, where the data and log paths are
-        return submit_as_ray_job(opts, root, say)
+        return submit_as_ray_job(opts, tasks, root, say)
     check_init_checkpoints(tasks)
     for data_dir in sorted({t.data_dir for t in tasks}):
         if not Path(data_dir).is_dir():  # before anything is written under log/
