@@ -170,7 +170,10 @@ def unpack(archive: Path, into: Path) -> None:
                 zf.extractall(into, [n for n in zf.namelist() if not _resource_fork(n)])
         else:
             with tarfile.open(archive, "r:*") as tar:
-                # "data" rules refuse absolute paths, '..', devices and links pointing outside.
+                links = [m.name for m in tar.getmembers() if not (m.isfile() or m.isdir())]
+                if links:  # a dataset is files and folders; links are how older "data" filters were bypassed
+                    raise ProjectError(f"{archive.name}: refused member {links[0]!r}: not a plain file or folder")
+                # "data" rules refuse absolute paths and '..' as well.
                 tar.extractall(into, filter=lambda m, d: None if _resource_fork(m.name) else tarfile.data_filter(m, d))
     except tarfile.FilterError as exc:
         raise ProjectError(f"{archive.name}: refused member {exc.tarinfo.name!r}: {exc}") from None

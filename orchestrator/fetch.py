@@ -132,13 +132,19 @@ def fetch(dataset: str, dest: Path, say: Callable[[str], None] = print, progress
     dest = Path(dest)
     final = dest / spec.folder
     if (final / MARKER).is_file():
-        when = json.loads((final / MARKER).read_text()).get("fetched_at", "?")
+        try:
+            when = json.loads((final / MARKER).read_text()).get("fetched_at", "?")
+        except (OSError, ValueError, AttributeError):
+            raise ProjectError(f"{final / MARKER} is unreadable: move {final} away and fetch again") from None
         say(f"{spec.name}: already complete in {final} (fetched {when}); nothing to do")
         return final
     if final.exists():
         raise ProjectError(f"{final} exists but has no {MARKER}, so `data fetch` did not make it (or not "
                            f"completely); move it away and run again, or use it as it is with --data {final}")
-    dest.mkdir(parents=True, exist_ok=True)
+    try:
+        dest.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ProjectError(f"--dest {dest}: cannot create it ({exc.strerror})") from None
     staging = dest / f".{spec.folder}.partial"
     try:
         if spec.file_prefix:

@@ -291,6 +291,25 @@ def test_tar_member_with_dotdot_is_refused(server, tmp_path):
     _nothing_complete(dest, "cinc2020")
 
 
+def test_tar_links_are_refused(server, tmp_path):
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        link = tarfile.TarInfo("cinc2020/A0001.hea")
+        link.type, link.linkname = tarfile.SYMTYPE, "/etc/passwd"
+        tar.addfile(link)
+    spec = _spec_2020(server, "link.tar.gz", buffer.getvalue())
+    dest = tmp_path / "data"
+    with pytest.raises(ProjectError, match=r"refused member 'cinc2020/A0001\.hea': not a plain file or folder"):
+        fetch("cinc2020", dest, say=lambda _: None, progress=False, sources={"cinc2020": spec})
+    _nothing_complete(dest, "cinc2020")
+
+
+def test_a_destination_that_cannot_be_made_is_one_error(tmp_path):
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ProjectError, match="cannot create it"):
+        fetch("cinc2017", tmp_path / "file" / "data", say=lambda _: None, progress=False)
+
+
 def test_cinc2021_single_files_are_checked_against_sha256sums(server, tmp_path):
     records = tmp_path / "records"
     write_synthetic_12lead(records, 2, seed=2)
