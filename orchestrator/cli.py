@@ -175,11 +175,11 @@ def _submit_options(args: argparse.Namespace, s):
 
 
 def dispatch(args: argparse.Namespace) -> int:
-    resolved = None
-    if hasattr(args, "settings"):
-        from orchestrator.settings import load_settings
+    if not hasattr(args, "settings"):
+        return _dispatch_data(args)
+    from orchestrator.settings import load_settings
 
-        resolved = load_settings(args.settings)
+    resolved = load_settings(args.settings)
     if args.command in ("submit", "resume"):
         from orchestrator.submit import submit
 
@@ -200,6 +200,11 @@ def dispatch(args: argparse.Namespace) -> int:
         print(summarize(_or(args.log_dir, resolved.settings.log_root), args.architecture, args.format,
                         plot=args.plot))
         return 0
+    raise AssertionError(f"unhandled command {args.command}")
+
+
+def _dispatch_data(args: argparse.Namespace) -> int:
+    """The commands that take no machine settings: predict, ensemble, score, split, data."""
     if args.command == "predict":
         from orchestrator.predict import predict
 

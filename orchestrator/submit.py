@@ -43,7 +43,7 @@ LOOPBACK = ("127.0.0.1", "localhost", "::1")
 class SubmitOptions:
     job_file: str
     models_dir: str | None = None  # default: models/ beside the job file's folder
-    log_dir: str = "log"
+    log_dir: str = DEFAULTS.log_root
     overrides: Overrides = field(default_factory=Overrides)
     address: str | None = None
     max_concurrent: int | None = None

@@ -179,7 +179,7 @@ def experiment_name(job_file: str, tasks: list[Task]) -> str:
     return f"{Path(job_file).stem}-{digest.hexdigest()[:10]}"
 
 
-def connect(address: str | None, dashboard_host: str = "127.0.0.1", dashboard_port: int | None = None,
+def connect(address: str | None, dashboard_host: str, dashboard_port: int | None,
             quiet_workers: bool = False) -> str | None:
     """Start a local Ray (dashboard on dashboard_host, token auth on) or join a cluster; return the dashboard URL.
 
@@ -252,7 +252,9 @@ def _fit(tuner: tune.Tuner, n_trials: int):
 
     Tune lets a custom search algorithm (JobCaps) have only one trial waiting
     for resources at a time (TUNE_MAX_PENDING_TRIALS_PG "auto"), so trials
-    would start one by one and a cluster's second node would sit idle.
+    would start one by one and a cluster's second node would sit idle. (With
+    Ray Client, --address ray://, Tune runs on the head and does not see this
+    process's environment: there capped jobs start their trials one by one.)
     """
     key = "TUNE_MAX_PENDING_TRIALS_PG"
     previous = os.environ.get(key)
