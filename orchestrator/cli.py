@@ -15,32 +15,21 @@ from orchestrator.expand import Overrides
 from orchestrator.summarize import FORMATS
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+def _at_least(minimum: float, kind: type = float, unit: str = ""):
+    """An argparse type: a number of `kind` no smaller than minimum."""
+    def parse(text: str):
+        value = kind(text)
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}{unit}, got {value}")
+        return value
+    parse.__name__ = kind.__name__  # argparse names it in "invalid int value: 'x'"
+    return parse
 
 
-def _non_negative_float(text: str) -> float:
-    value = float(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must not be negative, got {value}")
-    return value
-
-
-def _cpus(text: str) -> float:
-    value = float(text)
-    if value < 0.01:  # as the job key cpus_per_task: a trial always runs on some CPU
-        raise argparse.ArgumentTypeError(f"must be at least 0.01, got {value}")
-    return value
-
-
-def _at_least_one_second(text: str) -> float:
-    value = float(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1 second, got {value}")
-    return value
+_positive_int = _at_least(1, int)
+_non_negative_float = _at_least(0.0)
+_cpus = _at_least(0.01)  # as the job key cpus_per_task: a trial always runs on some CPU
+_at_least_one_second = _at_least(1.0, unit=" second")
 
 
 def build_parser() -> argparse.ArgumentParser:
