@@ -38,10 +38,11 @@ from orchestrator.schema import to_plain
 
 SCORES = "scores.json"
 HOTLOG = "hotlog.csv"
+PREDICTIONS = "predictions.csv"
 VALIDATIONS = "validations.jsonl"
 ATTEMPT = "attempt.json"
 ERROR = "error.txt"
-_OUTPUTS = ("job.json", "model.json", HOTLOG, VALIDATIONS, BEST_MODEL, "predictions.csv", SCORES)
+_OUTPUTS = ("job.json", "model.json", HOTLOG, VALIDATIONS, BEST_MODEL, PREDICTIONS, SCORES)
 
 
 def config_hash(task: Task) -> str:
@@ -87,7 +88,7 @@ class FoldLog(TrainingObserver):
             write_json_atomic(self.dir / "model.json", to_plain(self.task.model))
             rows = []
         else:
-            for name in ("predictions.csv", SCORES):
+            for name in (PREDICTIONS, SCORES):
                 (self.dir / name).unlink(missing_ok=True)
             rows = self._rows_until(resume["epoch"])
             self._save_best(resume["best_state"])  # a crashed attempt may have saved a later best
@@ -152,7 +153,7 @@ class FoldLog(TrainingObserver):
     def finish(self, result: TrainResult) -> dict:
         track = track_for(self.task.challenge)
         if self.task.kind == "classify":
-            write_predictions(self.dir / "predictions.csv", track, result.predictions, result.thresholds)
+            write_predictions(self.dir / PREDICTIONS, track, result.predictions, result.thresholds)
         scores = {
             "task_id": self.task.task_id, "architecture": self.task.model.model_name,
             "job": self.task.job, "kind": self.task.kind, "model_file": self.task.model_file,

@@ -35,13 +35,12 @@ from matplotlib.ticker import MaxNLocator
 from ecgcore import challenge
 from ecgcore.cinc2017 import CLASSES
 from ecgcore.metrics import confusion_matrix, f1_per_class, official_score
-from orchestrator.foldlog import HOTLOG, SCORES
+from orchestrator.foldlog import HOTLOG, PREDICTIONS, SCORES
 
 DPI = 100
 CURVES_SIZE = (10, 6)  # inches: 1000 x 600 pixels at DPI
 CONFUSION_SIZE = (10, 6)
 MULTILABEL_SIZE = (10, 10)  # 24-26 class rows need the height
-PREDICTIONS = "predictions.csv"
 MARKERS = "osD^vPX<>h"
 _FOLD = re.compile(r"^fold(\d+)$")
 
@@ -124,19 +123,24 @@ def _read_hotlog(path: Path) -> dict[str, np.ndarray]:
     return {c: np.array([float(r[c]) if r[c] not in ("", None) else math.nan for r in rows]) for c in rows[0]}
 
 
-def _curves(job_dir, out_dir, folds, missing, info) -> tuple[Path | None, str | None]:
-    absent = _absent(folds, missing, HOTLOG)
-    logs = {}
+def _read_folds(folds: dict[int, Path], missing: list[int], file: str, read) -> tuple[dict, dict[int, str]]:
+    """Each fold's `file` read by `read`; absent: why a fold has none (no folder, no file, unreadable)."""
+    absent = _absent(folds, missing, file)
+    read_ok = {}
     for k, d in folds.items():
         if k not in absent:
             try:
-                logs[k] = _read_hotlog(d / HOTLOG)
-            except (OSError, ValueError, KeyError, TypeError) as exc:  # e.g. a row cut short by a crash
-                absent[k] = f"has an unreadable {HOTLOG} ({exc})"
-                continue
-            if not logs[k]:
-                absent[k] = f"has no validation in {HOTLOG} yet"
-                del logs[k]
+                read_ok[k] = read(d / file)
+            except (OSError, ValueError, KeyError, IndexError, TypeError) as exc:  # e.g. a row cut short by a crash
+                absent[k] = f"has an unreadable {file} ({exc})"
+    return read_ok, absent
+
+
+def _curves(job_dir, out_dir, folds, missing, info) -> tuple[Path | None, str | None]:
+    logs, absent = _read_folds(folds, missing, HOTLOG, _read_hotlog)
+    for k in [k for k, log in logs.items() if not log]:
+        absent[k] = f"has no validation in {HOTLOG} yet"
+        del logs[k]
     message = _missing_message(absent, list(logs), "the learning curves show folds", "no learning curves")
     if not logs:
         return None, message or "no fold has a hotlog.csv; no learning curves"
@@ -193,14 +197,7 @@ def _valid_metric(logs: dict[int, dict], info: dict) -> tuple[str, str]:
 def _confusion(job_dir, out_dir, folds, missing, info) -> tuple[Path | None, str | None]:
     if info["kind"] == "pretrain":
         return None, "pre-training job: no class predictions, no confusion matrix"
-    absent = _absent(folds, missing, PREDICTIONS)
-    tables = {}
-    for k, d in folds.items():
-        if k not in absent:
-            try:
-                tables[k] = _read_predictions(d / PREDICTIONS)
-            except (OSError, ValueError, KeyError, IndexError) as exc:
-                absent[k] = f"has an unreadable {PREDICTIONS} ({exc})"
+    tables, absent = _read_folds(folds, missing, PREDICTIONS, _read_predictions)
     message = _missing_message(absent, list(tables), "the confusion matrix sums folds", "no confusion matrix")
     if not tables:
         return None, message or "no fold has a predictions.csv; no confusion matrix"
