@@ -30,8 +30,8 @@ from pathlib import Path
 from ecgcore.errors import ProjectError
 from orchestrator.schema import to_plain
 
-# Not uploaded with the code: results, datasets, environments, caches.
-TOP_LEVEL_EXCLUDES = {"log", "data", ".venv", ".git", "build", "dist"}
+# Not uploaded with the code: results, datasets, environments, caches, this machine's own settings.
+EXCLUDED_PATHS = {"log", "data", ".venv", ".git", "build", "dist", "orchestrator.yaml", "benchmarks/results"}
 EXCLUDES_ANYWHERE = {"__pycache__", ".pytest_cache", ".ruff_cache"}
 SETTINGS_FILE = "remote-settings.json"  # in the uploaded copy: the settings resolved on this machine
 
@@ -93,13 +93,12 @@ def remote_settings(settings):
 def upload_copy(root: Path, into: Path, settings) -> Path:
     """A copy of the project without results, data and environments, and the resolved settings beside it."""
     def ignore(folder: str, names: list[str]) -> set[str]:
-        top = Path(folder).resolve() == root.resolve()
+        where = Path(folder).resolve().relative_to(root.resolve())
         return {n for n in names if n in EXCLUDES_ANYWHERE or n.endswith(".egg-info")
-                or (top and n in TOP_LEVEL_EXCLUDES) or (top and n == "orchestrator.yaml")}
+                or (where / n).as_posix() in EXCLUDED_PATHS}
 
     copy = into / "project"
     shutil.copytree(root, copy, ignore=ignore, symlinks=True)
-    shutil.rmtree(copy / "benchmarks" / "results", ignore_errors=True)
     (copy / SETTINGS_FILE).write_text(json.dumps(to_plain(remote_settings(settings)), indent=2))
     return copy
 
