@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import signal as sps
 
-from ecgcore.config import DataAugmentation
+from ecgcore.config import AUGMENTATION_SWITCHES, DataAugmentation
 
 # Heart-rate range the resampling emulates: an 80 bpm record played at
 # 60..120 bpm, i.e. stretched by a factor in [2/3, 4/3).
@@ -107,8 +107,7 @@ def random_bandpass(x: np.ndarray, rng: np.random.Generator, fs: float) -> np.nd
 
 
 def enabled(aug: DataAugmentation) -> bool:
-    return any((aug.resampling, aug.zero_filter, aug.awgn, aug.scaling, aug.sample_drop, aug.cutout,
-                aug.time_shift, aug.piecewise_resampling, aug.baseline_sine, aug.bandpass))
+    return any(getattr(aug, switch) for switch in AUGMENTATION_SWITCHES)
 
 
 def augment(x: np.ndarray, aug: DataAugmentation, fs: float, rng: np.random.Generator) -> np.ndarray:

@@ -1,14 +1,16 @@
 """The preprocessed dataset of a task, built once and cached on disk.
 
 A task's records after the model file's preprocessing (lead selection,
-filters, resampling, standardisation) depend only on the dataset and on
+filters, resampling, standardisation; for a features model, the feature
+vector of each record) depend only on the dataset and on
 those options, not on the fold: `prepared_records` builds them once and
 keeps them in `<cache_dir>/<key>.npz` (plain arrays and JSON, loaded with
 allow_pickle=False: a cache file is data, never code). The key hashes the dataset's
 signature (every record and label file's name, size and modification time,
 and the labels file's content), the challenge and the preprocessing
-options, so a changed record, label or option gives a new entry and a stale
-one is never read. Files are written under a temporary name and renamed,
+options (and, for a features model, the version of the feature set), so
+a changed record, label or option gives a new entry and a stale one is
+never read. Files are written under a temporary name and renamed,
 so an interrupted write leaves no half file. The orchestrator builds these
 once per submit and hands them to every trial through Ray's object store.
 """
@@ -24,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from ecgcore.config import ModelConfig
+from ecgcore.models import get_architecture
 from ecgcore.tracks import Records
 
 CACHE_VERSION = 1  # bump when the preprocessing code changes what it produces
@@ -56,6 +59,10 @@ def dataset_signature(root: str) -> str:
 def preprocessing_key(challenge: int, root: str, model: ModelConfig, signature: str) -> str:
     options = {"version": CACHE_VERSION, "challenge": challenge, "root": os.path.abspath(root),
                "signature": signature, "preprocessing": asdict(model.preprocessing)}
+    if get_architecture(model.model_name).input == "features":
+        from ecgcore.features import FEATURES_VERSION  # a feature model's prepared records are its features
+
+        options["features"] = FEATURES_VERSION
     return hashlib.sha256(json.dumps(options, sort_keys=True, default=list).encode()).hexdigest()[:24]
 
 

@@ -103,6 +103,11 @@ class DataAugmentation:
     bandpass: bool = spec(False, "random band-pass: low cut 0.5-5 Hz, high cut 25-60 Hz (order 2)")
 
 
+# The DataAugmentation fields that switch an augmentation on (the others only tune one).
+AUGMENTATION_SWITCHES = ("resampling", "zero_filter", "awgn", "scaling", "sample_drop", "cutout", "time_shift",
+                         "piecewise_resampling", "baseline_sine", "bandpass")
+
+
 @dataclass(frozen=True)
 class Pretraining:
     objective: str = spec("masked", "masked: rebuild masked spans; forecast: predict the unseen tail",

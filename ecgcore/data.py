@@ -38,12 +38,19 @@ class Pipeline:
         self.source_fs = float(source_fs)
         self.fs = float(self.pre.fs or source_fs)
         self.n_leads = len(self.pre.leads) if self.pre.leads else n_leads
+        if kind == "features":
+            self.n_leads = 1  # single-lead features; a prepared record's rows are its features, not leads
         n_freqs = self.pre.nperseg // 2 + 1 if kind == "spectrogram" else None
-        self.inputs = InputSpec(kind, self.n_leads, self.fs, self.pre.window, n_freqs)
+        n_features = len(_feature_set().FEATURE_NAMES) if kind == "features" else None
+        self.inputs = InputSpec(kind, self.n_leads, self.fs, self.pre.window, n_freqs, n_features)
         self.stride = self.pre.window_stride or max(1, (self.pre.window or 2) // 2)
 
     def prepare(self, signal: np.ndarray, fs: float | None = None, leads: tuple[str, ...] = ()) -> np.ndarray:
-        """Lead selection, filters at the record's rate, resampling, standardisation."""
+        """Lead selection, filters at the record's rate, resampling, standardisation.
+
+        A features model's record becomes its feature vector here, as (n_features, 1): computed once
+        per dataset, cached and shared like any prepared record, and a one-step input from then on.
+        """
         fs = self.source_fs if fs is None else float(fs)
         if self.pre.fs is None and fs != self.source_fs:
             raise DataError(f"is at {fs:g} Hz, the model takes {self.source_fs:g} Hz (the rate it was trained "
@@ -62,7 +69,10 @@ class Pipeline:
         if self.pre.bandpass is not None:
             x = preprocess.bandpass(x, fs, *self.pre.bandpass)
         x = preprocess.resample(x, fs, self.fs)
-        return preprocess.standardize(x) if self.pre.standardize else x
+        x = preprocess.standardize(x) if self.pre.standardize else x
+        if self.inputs.kind == "features":
+            return _feature_set().record_features(x, self.fs)[:, None]
+        return x
 
     def features(self, x: np.ndarray) -> np.ndarray:
         """Time-first model input of one (leads, samples) piece."""
@@ -96,7 +106,16 @@ class Pipeline:
         x = torch.from_numpy(batch)
         if self.inputs.kind == "signal":
             x = x.transpose(1, 2)  # (batch, leads, samples)
+        elif self.inputs.kind == "features":
+            x = x[:, 0]  # (batch, features): one step per record
         return x.contiguous().to(device), torch.from_numpy(lengths).to(device)
+
+
+def _feature_set():
+    # neurokit2 (behind ecgcore.features) takes seconds to import: only feature models pay for it.
+    from ecgcore import features
+
+    return features
 
 
 @dataclass

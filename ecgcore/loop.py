@@ -58,6 +58,13 @@ class TrainResult:
     info: dict = field(default_factory=dict)
 
 
+def oversampling_copies(labels: np.ndarray, compensation: float) -> np.ndarray:
+    """Copies of each class's records in an epoch's pool: int(100*f/class_percent)+1 (0 for an absent class)."""
+    counts = np.bincount(labels)
+    percent = 100.0 * counts / labels.size
+    return np.where(counts > 0, (100 * compensation / np.where(counts > 0, percent, 1.0)).astype(np.int64) + 1, 0)
+
+
 def epoch_batches(labels: np.ndarray, lengths: np.ndarray, batch_size: int, compensation: float,
                   rng: np.random.Generator, bucket: int = 8) -> list[np.ndarray]:
     """One epoch of index batches with rare classes oversampled (reference batch_splitter).
@@ -71,11 +78,8 @@ def epoch_batches(labels: np.ndarray, lengths: np.ndarray, batch_size: int, comp
     30 s ones). The batches are shuffled.
     """
     n = labels.size
-    counts = np.bincount(labels)
-    pool = []
-    for cls in np.flatnonzero(counts):
-        copies = int(100 * compensation / (100.0 * counts[cls] / n)) + 1
-        pool.append(np.tile(np.flatnonzero(labels == cls), copies))
+    copies = oversampling_copies(labels, compensation)
+    pool = [np.tile(np.flatnonzero(labels == cls), copies[cls]) for cls in np.flatnonzero(copies)]
     chosen = rng.permutation(np.concatenate(pool))[:n]
     batches = []
     window = batch_size * bucket

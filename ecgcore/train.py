@@ -10,7 +10,9 @@ clipping and mixed precision come from the model file (ecgcore.optim).
 Everything random draws from seeds derived from (seed, fold), so a CPU run
 repeats exactly. A task of kind "pretrain" goes to ecgcore.pretrain; a task
 of the 12-lead track (challenge 2020/2021) trains with ecgcore.multilabel,
-and its per-class thresholds are tuned on the validation fold. Outputs
+and its per-class thresholds are tuned on the validation fold. A boosted
+model (FeatureGBM) is fitted by ecgcore.boosting instead of the epoch loop
+and scored by the same final step. Outputs
 go to an observer (the orchestrator's fold log, which may also report to
 Ray); nothing here writes files.
 """
@@ -101,6 +103,13 @@ def train_task(task: Task, observer: TrainingObserver | None = None, resume: dic
         from ecgcore.pretrain import pretrain
 
         return pretrain(task, model, fold, device, rng, observer, started, info, resume)
+    if get_architecture(task.model.model_name).trainer == "boosting":
+        from ecgcore.boosting import train_booster  # LightGBM and the feature set: only boosted models
+
+        info["class_weights"] = class_weights(fold.train.labels,
+                                              task.model.loss_function_parameters.class_penalty).tolist()
+        rounds = train_booster(task, model, fold, info, observer, started)
+        return _final_scores(model, fold, track, device, rounds, info, started)
     if track.multilabel:
         info.update(multilabel.multilabel_info(task, fold))
         loop = multilabel.MultiLabelLoop(task, model, fold, track, info, device, rng, observer, started)

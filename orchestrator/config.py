@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from ecgcore.config import ModelConfig, spec
+from ecgcore.config import AUGMENTATION_SWITCHES, ModelConfig, spec
 from ecgcore.errors import ProjectError
 from ecgcore.models import get_architecture
 from ecgcore.splits import split_folds
@@ -147,12 +147,27 @@ def check_model(model: ModelConfig, input_kind: str, file) -> None:
                           f"true means the exponential schedule, but schedule is {tp.schedule!r}")
     if pre.window_stride is not None and pre.window is None:
         raise ConfigError(file, "$.preprocessing.window_stride", "needs a window")
+    if input_kind == "features":
+        check_features_model(model, file)
     if model.init_from is not None:
         parts = model.init_from.split("/")
         if len(parts) != 2:
             raise ConfigError(file, "$.init_from", "expected '<architecture>/<job>' under the log folder")
         for part in parts:
             check_name(part, file, "$.init_from", "name")
+
+
+def check_features_model(model: ModelConfig, file) -> None:
+    """A features model's inputs are computed once per record: nothing may vary them between epochs."""
+    if model.preprocessing.window is not None:
+        raise ConfigError(file, "$.preprocessing.window", f"{model.model_name} takes whole records' features: "
+                                                          "no window")
+    for key in AUGMENTATION_SWITCHES:
+        value = getattr(model.data_augmentation, key)
+        if value:
+            raise ConfigError(file, f"$.data_augmentation.{key}",
+                              f"{model.model_name} takes features computed once per record: augmentation must "
+                              f"be off (set {key} to {'false' if isinstance(value, bool) else 0})")
 
 
 def load_model(models_dir: str | Path, name: str, job_file, job_path: str) -> ModelConfig:
@@ -216,6 +231,10 @@ def check_kinds(jobs: list[NamedJob], models: dict[str, ModelConfig]) -> None:
                               f"model {job.config.model!r} has loss {loss!r}, which does not fit challenge "
                               f"{job.config.challenge} ({'multi' if multilabel else 'single'}-label): use "
                               f"{'bce, weighted_bce, confusion_bce or challenge' if multilabel else 'cross_entropy'}")
+        if get_architecture(model.model_name).input == "features" and multilabel:
+            raise ConfigError(job.file, f"$.{job.name}.challenge",
+                              f"model {job.config.model!r} ({model.model_name}) has single-lead CinC 2017 "
+                              f"features and one softmax: it takes challenge 2017, not {job.config.challenge}")
         if model.preprocessing.leads is not None and not multilabel:
             raise ConfigError(job.file, f"$.{job.name}.model",
                               f"model {job.config.model!r} selects leads, but CinC 2017 records have one lead")

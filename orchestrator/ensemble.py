@@ -55,7 +55,9 @@ def ensemble(job_dir: str | Path, say=print) -> int:
     challenge, data_dir, split_name = sources.pop()
     track = track_for(challenge)
     records = holdout_records(challenge, data_dir, split_name)
-    per_fold = {s["fold"]: (fold_probabilities(d, records), fold_thresholds(d, track)) for d, s in folds}
+    prepared_by = {}
+    per_fold = {s["fold"]: (fold_probabilities(d, records, prepared_by), fold_thresholds(d, track))
+                for d, s in folds}
     mean = np.mean([p for p, _ in per_fold.values()], axis=0)
     thresholds = np.mean([t for _, t in per_fold.values()], axis=0) if track.multilabel else None
     report = track.report(records.targets, mean, thresholds)

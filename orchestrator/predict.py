@@ -71,14 +71,24 @@ def read_inputs(input_dir: Path, challenge: int) -> Records:
                    (("ECG",),) * n, ("",) * n)
 
 
-def fold_probabilities(fold: Path, records: Records) -> np.ndarray:
-    """Class probabilities of one fold's best model, preprocessed as that fold was trained."""
+def fold_probabilities(fold: Path, records: Records, prepared_by: dict | None = None) -> np.ndarray:
+    """Class probabilities of one fold's best model, preprocessed as that fold was trained.
+
+    prepared_by keeps the prepared records per preprocessing across the calls of one command, so
+    the folds of a job (which share it) preprocess the records once: for a features model that is
+    the feature extraction, the slowest step.
+    """
     model_cfg = parse_model(read_json(fold / "model.json"), fold / "model.json")
     track = track_for(fold_challenge(fold))
     scores_file = fold / "scores.json"
     trained_fs = json.loads(scores_file.read_text()).get("source_fs") if scores_file.exists() else None
     pipeline = pipeline_for(model_cfg, records, trained_fs)
-    prepared = prepare_records(pipeline, records)
+    key = (repr(model_cfg.preprocessing), pipeline.inputs.kind, pipeline.source_fs)
+    prepared = (prepared_by or {}).get(key)
+    if prepared is None:
+        prepared = prepare_records(pipeline, records)
+        if prepared_by is not None:
+            prepared_by[key] = prepared
     items = pipeline.eval_items(prepared)
     arch = get_architecture(model_cfg.model_name)
     model = arch.build(model_cfg.model_parameters, pipeline.inputs, len(track.class_names),
@@ -100,7 +110,8 @@ def fold_thresholds(fold: Path, track) -> np.ndarray:
 
 def ensemble_probabilities(folds: list[Path], records: Records, track) -> tuple[np.ndarray, np.ndarray | None]:
     """Mean probabilities over the folds and, for multi-label jobs, their mean thresholds."""
-    probs = np.mean([fold_probabilities(f, records) for f in folds], axis=0)
+    prepared_by = {}
+    probs = np.mean([fold_probabilities(f, records, prepared_by) for f in folds], axis=0)
     if not track.multilabel:
         return probs, None
     return probs, np.mean([fold_thresholds(f, track) for f in folds], axis=0)

@@ -5,13 +5,18 @@
 dataclass its model_parameters load into. Lookup is by exact name; an unknown
 name lists the known ones.
 
-Two input kinds exist, and a model's forward is `forward(x, lengths)` with
+Three input kinds exist, and a model's forward is `forward(x, lengths)` with
 padded positions zero and `lengths` the valid steps per record (int64):
 
 - "spectrogram": x is (batch, frames, leads, freqs), a log spectrogram per
   lead computed in preprocessing (the CNN/CRNN of Zihlmann et al.).
 - "signal": x is (batch, leads, samples), the (resampled, windowed) signal
   in mV. Models that need a spectrogram too (ECG-DualNet) compute it inside.
+- "features": x is (batch, n_features), the engineered features of each
+  record (ecgcore.features), computed once when the dataset is prepared.
+
+An architecture's trainer says what fits it: "epochs" (gradient descent in
+ecgcore.loop, every network) or "boosting" (ecgcore.boosting, FeatureGBM).
 
 A signal model also offers `encode(x, lengths) -> (features (batch, channels,
 steps), lengths)`, the network without its classification head, and the
@@ -25,7 +30,8 @@ from dataclasses import dataclass
 
 from ecgcore.errors import ProjectError
 
-INPUT_KINDS = ("signal", "spectrogram")
+INPUT_KINDS = ("signal", "spectrogram", "features")
+TRAINERS = ("epochs", "boosting")
 
 
 @dataclass(frozen=True)
@@ -37,6 +43,7 @@ class InputSpec:
     fs: float  # sampling rate of the samples the model sees (after resampling)
     length: int | None = None  # fixed window length in samples; None: whole records, variable
     n_freqs: int | None = None  # frequency bins per frame (spectrogram input only)
+    n_features: int | None = None  # features per record (features input only)
 
 
 @dataclass(frozen=True)
@@ -45,19 +52,20 @@ class Architecture:
     params: type
     build: Callable
     input: str
+    trainer: str = "epochs"
 
 
 _REGISTRY: dict[str, Architecture] = {}
 
 
-def register(name: str, params: type, input: str) -> Callable:
-    if input not in INPUT_KINDS:
-        raise ValueError(f"input kind {input!r} not in {INPUT_KINDS}")
+def register(name: str, params: type, input: str, trainer: str = "epochs") -> Callable:
+    if input not in INPUT_KINDS or trainer not in TRAINERS:
+        raise ValueError(f"input kind {input!r} not in {INPUT_KINDS} or trainer {trainer!r} not in {TRAINERS}")
 
     def decorate(build: Callable) -> Callable:
         if name in _REGISTRY:
             raise ValueError(f"architecture {name!r} registered twice")
-        _REGISTRY[name] = Architecture(name, params, build, input)
+        _REGISTRY[name] = Architecture(name, params, build, input, trainer)
         return build
 
     return decorate
@@ -77,4 +85,4 @@ def get_architecture(name: str) -> Architecture:
 
 
 # Importing the model modules fills the registry.
-from ecgcore.models import dualnet, globalskip, resnet1d, spectral  # noqa: E402,F401
+from ecgcore.models import booster, dualnet, globalskip, resnet1d, spectral  # noqa: E402,F401
