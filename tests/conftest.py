@@ -37,6 +37,17 @@ def no_machine_settings(tmp_path_factory):
         os.environ["ECG_ORCH_SETTINGS"] = old
 
 
+def linked_records(source: Path, out: Path, n: int) -> Path:
+    """A dataset folder of source's first n records (by REFERENCE.csv): links to the files, never copies."""
+    lines = (source / "REFERENCE.csv").read_text().splitlines()[:n]
+    for line in lines:
+        name = line.split(",")[0]
+        for ext in (".hea", ".mat"):
+            (out / f"{name}{ext}").symlink_to(source / f"{name}{ext}")
+    (out / "REFERENCE.csv").write_text("\n".join(lines) + "\n")
+    return out
+
+
 @pytest.fixture(scope="session")
 def sample2017() -> Path:
     return need(SAMPLE_2017)
