@@ -58,7 +58,9 @@ def write_jobs(models: list[str], out: Path) -> Path:
 def run_submit(job_file: Path, args, log_dir: Path) -> float:
     cmd = [sys.executable, "-m", "orchestrator", "submit", str(job_file), "--data", args.data,
            "--models-dir", str(ROOT / "models"), "--log-dir", str(log_dir),
-           "--cpus-per-task", str(args.cpus_per_task), "--time-limit", str(args.time_limit)]
+           "--cpus-per-task", str(args.cpus_per_task)]
+    if args.time_limit:  # none: each fold trains to its own early stop or max_epochs
+        cmd += ["--time-limit", str(args.time_limit)]
     started = time.monotonic()
     subprocess.run(cmd, cwd=ROOT, check=False, env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0"})
     return time.monotonic() - started
