@@ -221,9 +221,10 @@ def check_kinds(jobs: list[NamedJob], models: dict[str, ModelConfig]) -> None:
         if job.config.scheduler is not None and job.config.kind == "pretrain":
             raise ConfigError(job.file, f"$.{job.name}.scheduler", "a scheduler ranks validation scores; "
                                                                    "pre-training has none")
-        if job.config.kind == "pretrain" and get_architecture(model.model_name).input != "signal":
+        input_kind = get_architecture(model.model_name).input
+        if job.config.kind == "pretrain" and input_kind != "signal":
             raise ConfigError(job.file, f"$.{job.name}.kind",
-                              f"pre-training needs a signal architecture; {model.model_name} takes spectrograms")
+                              f"pre-training needs a signal architecture; {model.model_name} takes {input_kind}")
         loss = model.loss_function_parameters.loss
         multilabel = job.config.challenge != 2017
         if loss != "auto" and (loss == "cross_entropy") == multilabel:
@@ -231,7 +232,7 @@ def check_kinds(jobs: list[NamedJob], models: dict[str, ModelConfig]) -> None:
                               f"model {job.config.model!r} has loss {loss!r}, which does not fit challenge "
                               f"{job.config.challenge} ({'multi' if multilabel else 'single'}-label): use "
                               f"{'bce, weighted_bce, confusion_bce or challenge' if multilabel else 'cross_entropy'}")
-        if get_architecture(model.model_name).input == "features" and multilabel:
+        if input_kind == "features" and multilabel:
             raise ConfigError(job.file, f"$.{job.name}.challenge",
                               f"model {job.config.model!r} ({model.model_name}) has single-lead CinC 2017 "
                               f"features and one softmax: it takes challenge 2017, not {job.config.challenge}")
