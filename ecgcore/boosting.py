@@ -5,8 +5,8 @@ LightGBM stops early on the fold's own validation part (HGB can only hold
 out a random slice of the training records), calls back after every round
 (so the hotlog gets one row per block of `validation_step` rounds), takes
 per-record weights and missing values natively, and repeats exactly with
-`deterministic` and a fixed seed and thread count. docs/models.md has the
-measured comparison.
+`deterministic` and a fixed seed and thread count. docs/benchmarks.md has
+the measured comparison.
 
 The model file's options keep their meaning where they have one for trees:
 learning_rate is the shrinkage, max_epochs the number of rounds at most,
@@ -73,10 +73,7 @@ def feature_matrix(subset) -> np.ndarray:
 
 def record_weights(labels: np.ndarray, weights: np.ndarray, compensation: float) -> np.ndarray:
     """Class weight x oversampling copies per record, scaled to mean 1."""
-    copies = np.zeros(len(weights))
-    present = oversampling_copies(labels, compensation)
-    copies[:present.size] = present
-    w = (np.asarray(weights) * copies)[labels]
+    w = (np.asarray(weights) * oversampling_copies(labels, compensation, len(weights)))[labels]
     return w / w.mean()
 
 
@@ -118,6 +115,5 @@ def train_booster(task, model, fold, info: dict, observer, started: float) -> _R
                              valid_names=["train", "valid"], callbacks=[rounds])
     model.set_booster(booster.model_to_string(num_iteration=rounds.best_epoch))
     observer.on_best(model, rounds.best_epoch)
-    info["n_trees"] = rounds.best_epoch * model.n_classes
     info["notes"] = info.get("notes", []) + extraction_notes(fold)
     return rounds

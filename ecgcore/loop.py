@@ -58,9 +58,12 @@ class TrainResult:
     info: dict = field(default_factory=dict)
 
 
-def oversampling_copies(labels: np.ndarray, compensation: float) -> np.ndarray:
-    """Copies of each class's records in an epoch's pool: int(100*f/class_percent)+1 (0 for an absent class)."""
-    counts = np.bincount(labels)
+def oversampling_copies(labels: np.ndarray, compensation: float, n_classes: int = 0) -> np.ndarray:
+    """Copies of each class's records in an epoch's pool: int(100*f/class_percent)+1 (0 for an absent class).
+
+    The result has an entry for every class up to the largest label, or n_classes when that is more.
+    """
+    counts = np.bincount(labels, minlength=n_classes)
     percent = 100.0 * counts / labels.size
     return np.where(counts > 0, (100 * compensation / np.where(counts > 0, percent, 1.0)).astype(np.int64) + 1, 0)
 
