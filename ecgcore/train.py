@@ -12,7 +12,8 @@ repeats exactly. A task of kind "pretrain" goes to ecgcore.pretrain; a task
 of the 12-lead track (challenge 2020/2021) trains with ecgcore.multilabel,
 and its per-class thresholds are tuned on the validation fold. A boosted
 model (FeatureGBM) is fitted by ecgcore.boosting instead of the epoch loop
-and scored by the same final step. Outputs
+and scored by the same final step; a stacked one (HybridStack) by
+ecgcore.stacking. Outputs
 go to an observer (the orchestrator's fold log, which may also report to
 Ray); nothing here writes files.
 """
@@ -75,13 +76,14 @@ def load_pretrained(model: nn.Module, path: str) -> int:
 
 
 def train_task(task: Task, observer: TrainingObserver | None = None, resume: dict | None = None,
-               prepared=None) -> TrainResult:
+               prepared=None, parts: dict | None = None) -> TrainResult:
     """Train task.model on its fold and score the best model on train/valid/test.
 
     resume is a state the observer received through on_checkpoint: training
     continues after that validation (a retried trial), not from scratch.
     prepared is the task's dataset already preprocessed (ecgcore.cache);
-    without it the fold reads and preprocesses the dataset itself.
+    without it the fold reads and preprocesses the dataset itself. parts
+    holds the same for each part of a stacked model, by part name.
     """
     observer = observer or TrainingObserver()
     started = time.monotonic()
@@ -97,6 +99,10 @@ def train_task(task: Task, observer: TrainingObserver | None = None, resume: dic
             "n_train": len(fold.train), "n_valid": len(fold.valid), "n_test": len(fold.test),
             "test_sources": sorted(set(fold.test.sources)), "source_fs": fold.pipeline.source_fs,
             "shared_dataset": prepared is not None}
+    if get_architecture(task.model.model_name).trainer == "stacking":
+        from ecgcore.stacking import train_stack  # LightGBM, scikit-learn and the feature set: hybrids only
+
+        return train_stack(task, model, parts or {}, track, device, info, observer, started)
     if task.init_checkpoint:
         info["initialised_tensors"] = load_pretrained(model, task.init_checkpoint)
     if task.kind == "pretrain":

@@ -9,11 +9,12 @@ ConfigError naming the file and the JSON path.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from ecgcore.config import AUGMENTATION_SWITCHES, ModelConfig, spec
+from ecgcore.config import AUGMENTATION_SWITCHES, ModelConfig, Preprocessing, spec
 from ecgcore.errors import ProjectError
 from ecgcore.models import get_architecture
 from ecgcore.splits import split_folds
@@ -116,58 +117,92 @@ def load_jobs(file: str | Path) -> list[NamedJob]:
     return jobs
 
 
-def parse_model(data, file) -> ModelConfig:
-    """A model file's content, with model_parameters typed by its architecture."""
+def parse_model(data, file, root: str = "$") -> ModelConfig:
+    """A model file's content, with model_parameters typed by its architecture.
+
+    root is the JSON path of data in file ("$", or a part of a stacked model written inline).
+    """
     if not isinstance(data, dict):
-        raise ConfigError(file, "$", "expected an object")
+        raise ConfigError(file, root, "expected an object")
     name = data.get("model_name")
     if not isinstance(name, str):
-        raise ConfigError(file, "$.model_name", "missing or not a string (the architecture name)")
+        raise ConfigError(file, f"{root}.model_name", "missing or not a string (the architecture name)")
     try:
         arch = get_architecture(name)
     except ProjectError as exc:
-        raise ConfigError(file, "$.model_name", str(exc)) from None
-    params = lambda value, path: load_dataclass(arch.params, value, file, path)  # noqa: E731
-    model = load_dataclass(ModelConfig, data, file, "$", special={"model_parameters": params})
-    check_model(model, arch.input, file)
+        raise ConfigError(file, f"{root}.model_name", str(exc)) from None
+    parts = {f.name: (lambda value, path: load_part(value, file, path)) for f in dataclasses.fields(arch.params)
+             if f.type in (ModelConfig, "ModelConfig")}
+    params = lambda value, path: load_dataclass(arch.params, value, file, path, special=parts)  # noqa: E731
+    model = load_dataclass(ModelConfig, data, file, root, special={"model_parameters": params})
+    check_model(model, arch.input, file, root)
+    if parts:
+        check_stack(model, file, root)
     return model
 
 
-def check_model(model: ModelConfig, input_kind: str, file) -> None:
+def load_part(value, file, path: str) -> ModelConfig:
+    """A stacked model's part: a model file named beside this one, or (a saved, resolved model) inline."""
+    if isinstance(value, str):
+        check_name(value, file, path, "model name")
+        if str(file).startswith("<"):
+            raise ConfigError(file, path, "a part must be given inline here, not by file name")
+        return load_model(Path(file).parent, value, file, path)
+    return parse_model(value, file, path)
+
+
+def check_model(model: ModelConfig, input_kind: str, file, root: str = "$") -> None:
     """Rules across sections that a single field's bounds cannot express."""
     pre, tp = model.preprocessing, model.training_parameters
     if pre.spectrogram != (input_kind == "spectrogram"):
-        raise ConfigError(file, "$.preprocessing.spectrogram",
+        raise ConfigError(file, f"{root}.preprocessing.spectrogram",
                           f"{model.model_name} takes {input_kind} input: set spectrogram to "
                           f"{str(input_kind == 'spectrogram').lower()}")
     if pre.noverlap >= pre.nperseg:
-        raise ConfigError(file, "$.preprocessing.noverlap", "must be smaller than nperseg")
+        raise ConfigError(file, f"{root}.preprocessing.noverlap", "must be smaller than nperseg")
     if tp.exponential_decay and tp.schedule not in ("constant", "exponential"):
-        raise ConfigError(file, "$.training_parameters.exponential_decay",
+        raise ConfigError(file, f"{root}.training_parameters.exponential_decay",
                           f"true means the exponential schedule, but schedule is {tp.schedule!r}")
     if pre.window_stride is not None and pre.window is None:
-        raise ConfigError(file, "$.preprocessing.window_stride", "needs a window")
+        raise ConfigError(file, f"{root}.preprocessing.window_stride", "needs a window")
     if input_kind == "features":
-        check_features_model(model, file)
+        check_features_model(model, file, root)
     if model.init_from is not None:
         parts = model.init_from.split("/")
         if len(parts) != 2:
-            raise ConfigError(file, "$.init_from", "expected '<architecture>/<job>' under the log folder")
+            raise ConfigError(file, f"{root}.init_from", "expected '<architecture>/<job>' under the log folder")
         for part in parts:
-            check_name(part, file, "$.init_from", "name")
+            check_name(part, file, f"{root}.init_from", "name")
 
 
-def check_features_model(model: ModelConfig, file) -> None:
+def check_features_model(model: ModelConfig, file, root: str = "$") -> None:
     """A features model's inputs are computed once per record: nothing may vary them between epochs."""
     if model.preprocessing.window is not None:
-        raise ConfigError(file, "$.preprocessing.window", f"{model.model_name} takes whole records' features: "
-                                                          "no window")
+        raise ConfigError(file, f"{root}.preprocessing.window", f"{model.model_name} takes whole records' "
+                                                                "features: no window")
     for key in AUGMENTATION_SWITCHES:
         value = getattr(model.data_augmentation, key)
         if value:
-            raise ConfigError(file, f"$.data_augmentation.{key}",
+            raise ConfigError(file, f"{root}.data_augmentation.{key}",
                               f"{model.model_name} takes features computed once per record: augmentation must "
                               f"be off (set {key} to {'false' if isinstance(value, bool) else 0})")
+
+
+def check_stack(model: ModelConfig, file, root: str) -> None:
+    """A stacked model: a network and a booster as its parts, and no preprocessing of its own (each part
+    preprocesses the record itself, in training as in prediction)."""
+    p = model.model_parameters
+    for name, part, trainer in (("deep", p.deep, "epochs"), ("features", p.features, "boosting")):
+        arch = get_architecture(part.model_name)
+        if arch.trainer != trainer or arch.input == "features" and trainer == "epochs":
+            raise ConfigError(file, f"{root}.model_parameters.{name}",
+                              f"{part.model_name} cannot be the {name} part: it needs "
+                              f"{'a network on the signal or a spectrogram' if trainer == 'epochs' else 'a booster'}")
+    if model.preprocessing != Preprocessing(spectrogram=False):
+        raise ConfigError(file, f"{root}.preprocessing", f"{model.model_name} takes the record as it is: leave "
+                                                         "preprocessing out and set it in each part's model file")
+    if any(getattr(model.data_augmentation, key) for key in AUGMENTATION_SWITCHES):
+        raise ConfigError(file, f"{root}.data_augmentation", "augmentation belongs to the deep part's model file")
 
 
 def load_model(models_dir: str | Path, name: str, job_file, job_path: str) -> ModelConfig:
@@ -232,7 +267,8 @@ def check_kinds(jobs: list[NamedJob], models: dict[str, ModelConfig]) -> None:
                               f"model {job.config.model!r} has loss {loss!r}, which does not fit challenge "
                               f"{job.config.challenge} ({'multi' if multilabel else 'single'}-label): use "
                               f"{'bce, weighted_bce, confusion_bce or challenge' if multilabel else 'cross_entropy'}")
-        if input_kind == "features" and multilabel:
+        stacked = get_architecture(model.model_name).trainer == "stacking"
+        if (input_kind == "features" or stacked) and multilabel:
             raise ConfigError(job.file, f"$.{job.name}.challenge",
                               f"model {job.config.model!r} ({model.model_name}) has single-lead CinC 2017 "
                               f"features and one softmax: it takes challenge 2017, not {job.config.challenge}")

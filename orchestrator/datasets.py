@@ -21,6 +21,7 @@ from pathlib import Path
 from ecgcore.cache import dataset_signature, prepared_records, preprocessing_key, read_records
 from ecgcore.data import pipeline_for, split_of
 from ecgcore.errors import ProjectError
+from ecgcore.models.hybrid import part_models
 from ecgcore.task import Task
 from ecgcore.tracks import Records, describe, track_for
 from orchestrator.schema import ConfigError
@@ -43,11 +44,11 @@ class SharedData:
 def prepare_data(tasks: list[Task], cache_dir: Path, say: Callable[[str], None],
                  fold_paths: FoldPaths | None = None) -> SharedData:
     shared, signatures, raw = SharedData(), {}, {}
-    for task in tasks:
+    for task, model_name, model in _models_to_prepare(tasks):
         if task.data_dir not in signatures:
             signatures[task.data_dir] = dataset_signature(task.data_dir)
-        key = preprocessing_key(task.challenge, task.data_dir, task.model, signatures[task.data_dir])
-        shared.key_of[task.task_id] = key
+        key = preprocessing_key(task.challenge, task.data_dir, model, signatures[task.data_dir])
+        shared.key_of[part_id(task.task_id, model_name)] = key
         if key in shared.records:
             continue
         started = time.monotonic()
@@ -58,14 +59,28 @@ def prepare_data(tasks: list[Task], cache_dir: Path, say: Callable[[str], None],
             if source not in raw:
                 raw[source] = track_for(task.challenge).read(task.data_dir)
             how = "read and preprocessed"
-            prepared_records(raw[source], pipeline_for(task.model, raw[source]), cache_file)
+            prepared_records(raw[source], pipeline_for(model, raw[source]), cache_file)
         # Read back in both cases: the trials get the same arrays, one buffer per dataset, cold or warm.
         shared.records[key] = read_records(cache_file)
         shared.cache_files[key] = str(cache_file)
-        say(f"dataset {task.data_dir} for {task.model_file}: {how} in {time.monotonic() - started:.1f} s "
+        say(f"dataset {task.data_dir} for {task.model_file}{model_name and ' (' + model_name + ' part)'}: {how} in "
+            f"{time.monotonic() - started:.1f} s "
             f"({cache_file.name})")
     check_splits(tasks, shared, say, fold_paths)
     return shared
+
+
+def part_id(task_id: str, part: str = "") -> str:
+    """The key_of entry of a task ("") or of one part of a stacked model."""
+    return f"{task_id}:{part}" if part else task_id
+
+
+def _models_to_prepare(tasks: list[Task]):
+    """(task, part name, model config): each task's own model ("") and its parts' (a stacked model's)."""
+    for task in tasks:
+        yield task, "", task.model
+        for name, model in part_models(task.model).items():
+            yield task, name, model
 
 
 def check_splits(tasks: list[Task], shared: SharedData, say: Callable[[str], None],

@@ -170,6 +170,7 @@ class FoldLog(TrainingObserver):
             "shared_dataset": result.info.get("shared_dataset"),
             "n_parameters": result.info.get("n_parameters"), "device": result.info.get("device"),
             "notes": result.info.get("notes", []),
+            **({"parts": result.info["parts"]} if "parts" in result.info else {}),  # a stack's parts' own scores
             "elapsed_s": round(result.info.get("elapsed_s", 0.0), 2),
             "provenance": {**self.provenance, "seed": self.task.model.training_parameters.seed,
                            "config_hash": config_hash(self.task)},

@@ -15,6 +15,7 @@ a submit the way Ctrl-C does: Tune saves its state, so `resume` can continue.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sys
@@ -24,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ecgcore.errors import ProjectError
+from ecgcore.models.hybrid import part_models
 from ecgcore.task import Task
 from orchestrator.config import NamedJob, check_kinds, load_jobs, load_model_files, model_path, parse_model
 from orchestrator.datasets import SharedData, prepare_data
@@ -73,11 +75,21 @@ def plan(opts: SubmitOptions, root: Path):
 
 
 def check_init_checkpoints(tasks: list[Task]) -> None:
-    """A fine-tuning task needs its pre-trained fold finished before this submit starts."""
+    """A fine-tuning task needs its pre-trained fold finished before this submit starts; a stacked model's
+    deep part taken from another job must come from the same split (else the stack's test fold was trained on)."""
     for task in tasks:
-        if task.init_checkpoint and not Path(task.init_checkpoint).is_file():
+        if not task.init_checkpoint:
+            continue
+        if not Path(task.init_checkpoint).is_file():
             raise ProjectError(f"{task.task_id}: init_from of model {task.model_file!r} needs "
-                               f"{task.init_checkpoint}, which does not exist (run the pre-training job first)")
+                               f"{task.init_checkpoint}, which does not exist (run that job first)")
+        if part_models(task.model):
+            scores = Path(task.init_checkpoint).parent / SCORES
+            split = json.loads(scores.read_text()).get("split") if scores.is_file() else None
+            if split != task.split:
+                raise ProjectError(f"{task.task_id}: the deep part's fold {task.init_checkpoint} was trained on "
+                                   f"split {split or '(unfinished fold)'}, this job runs {task.split}: the stack "
+                                   "would be tested on records its deep part trained on")
 
 
 def fold_paths(jobs: list[NamedJob]) -> dict[tuple[str, int], tuple[str, str]]:

@@ -40,10 +40,11 @@ from ray.tune.execution.placement_groups import PlacementGroupFactory  # noqa: E
 from ray.tune.search import Searcher  # noqa: E402
 
 from ecgcore.cache import read_records  # noqa: E402
+from ecgcore.models.hybrid import part_models  # noqa: E402
 from ecgcore.task import Task  # noqa: E402
 from ecgcore.train import train_task  # noqa: E402
 from orchestrator.config import NamedJob, task_from_dict  # noqa: E402
-from orchestrator.datasets import SharedData  # noqa: E402
+from orchestrator.datasets import SharedData, part_id  # noqa: E402
 from orchestrator.expand import Overrides, resources  # noqa: E402
 from orchestrator.foldlog import SCORES, FoldLog, config_hash  # noqa: E402
 from orchestrator.progress import ProgressView  # noqa: E402
@@ -146,7 +147,9 @@ def run_trial(config: dict, shared: dict | None = None) -> None:
     log = TuneFoldLog(task, spec["job"], config["provenance"], config.get("fault"))
     log.open(resume)
     try:
-        result = train_task(task, log, resume, _prepared(spec, shared))
+        parts = {name: _prepared({"data_key": key, "cache_file": spec["part_files"][name]}, shared)
+                 for name, key in spec.get("part_keys", {}).items()}
+        result = train_task(task, log, resume, _prepared(spec, shared), parts)
     except BaseException as exc:
         log.record_error(exc)
         raise
@@ -164,6 +167,15 @@ def _prepared(spec: dict, shared: dict | None):
     if shared and key in shared:
         return shared[key]
     return read_records(Path(spec["cache_file"])) if Path(spec["cache_file"]).exists() else None
+
+
+def _part_keys(task: Task, shared: SharedData | None) -> dict:
+    """A stacked model's parts' preprocessing keys and cache files, by part name; {} for any other model."""
+    keys = {name: shared.key_of.get(part_id(task.task_id, name)) for name in part_models(task.model)} if shared else {}
+    keys = {name: key for name, key in keys.items() if key}
+    if not keys:
+        return {}
+    return {"part_keys": keys, "part_files": {name: shared.cache_files[key] for name, key in keys.items()}}
 
 
 def _final(task: Task, scores: dict) -> dict:
@@ -278,6 +290,7 @@ def _new_tuner(tasks, jobs, overrides, where: tuple[str, str], provenance, max_c
         specs.append({"task": to_plain(task), "job": {**to_plain(job.config), "variant": job.variant},
                       "cap_group": job.job_name,
                       "data_key": key, "cache_file": shared.cache_files.get(key) if key else None,
+                      **_part_keys(task, shared),
                       "resources": resources(job, overrides, cluster_gpus),
                       "retries": job.config.max_retries})
     caps = {j.job_name: j.config.max_concurrent for j in jobs if j.config.max_concurrent}

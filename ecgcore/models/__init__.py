@@ -16,7 +16,8 @@ padded positions zero and `lengths` the valid steps per record (int64):
   record (ecgcore.features), computed once when the dataset is prepared.
 
 An architecture's trainer says what fits it: "epochs" (gradient descent in
-ecgcore.loop, every network) or "boosting" (ecgcore.boosting, FeatureGBM).
+ecgcore.loop, every network), "boosting" (ecgcore.boosting, FeatureGBM) or
+"stacking" (ecgcore.stacking, HybridStack: a network and a booster, stacked).
 
 A signal model also offers `encode(x, lengths) -> (features (batch, channels,
 steps), lengths)`, the network without its classification head, and the
@@ -31,7 +32,7 @@ from dataclasses import dataclass
 from ecgcore.errors import ProjectError
 
 INPUT_KINDS = ("signal", "spectrogram", "features")
-TRAINERS = ("epochs", "boosting")
+TRAINERS = ("epochs", "boosting", "stacking")
 
 
 @dataclass(frozen=True)
@@ -85,4 +86,4 @@ def get_architecture(name: str) -> Architecture:
 
 
 # Importing the model modules fills the registry.
-from ecgcore.models import booster, dualnet, globalskip, resnet1d, spectral  # noqa: E402,F401
+from ecgcore.models import booster, dualnet, globalskip, hybrid, resnet1d, spectral  # noqa: E402,F401
