@@ -1,8 +1,9 @@
 """Every shipped model file builds; every architecture trains one epoch on the real CinC 2017 sample.
 
-The training runs shrink each architecture's sizes (the CPU test budget) but
-keep everything else of its shipped model file: preprocessing, optimiser,
-schedule, augmentations. They read ../shared/ecg-samples/cinc2017 in place.
+The training runs shrink each architecture's sizes and the data (the CPU
+test budget: 200 of the shared real records, linked in place, never copied)
+but keep everything else of its shipped model file: preprocessing,
+optimiser, schedule, augmentations.
 """
 
 import dataclasses
@@ -18,7 +19,7 @@ from ecgcore.models.booster import BoostedTrees
 from ecgcore.train import build_model, train_task
 from orchestrator.config import load_model
 from orchestrator.schema import read_json, to_plain
-from tests.conftest import ROOT
+from tests.conftest import ROOT, linked_records
 from tests.test_train import Recorder, make_task
 
 MODEL_FILES = sorted((ROOT / "models").glob("*.json"))
@@ -65,17 +66,22 @@ def test_tiny_sizes_cover_every_registered_network():
     assert {name for name, _ in _one_file_per_architecture()} == set(TINY)
 
 
+@pytest.fixture(scope="module")
+def real200(sample2017, tmp_path_factory):
+    return linked_records(sample2017, tmp_path_factory.mktemp("real200"), 200)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("arch, path", _one_file_per_architecture(), ids=lambda v: getattr(v, "stem", v))
-def test_one_epoch_on_the_real_sample(arch, path, sample2017, tmp_path):
+def test_one_epoch_on_the_real_sample(arch, path, real200, tmp_path):
     model = read_json(path)
     model["model_parameters"] = {**model["model_parameters"], **TINY[arch]}
     model["preprocessing"] = {**model.get("preprocessing", {}), **TINY_PRE.get(arch, {})}
     model["training_parameters"] = {**model.get("training_parameters", {}), "max_epochs": 1}
     rec = Recorder()
-    task = dataclasses.replace(make_task(sample2017, tmp_path, model, split="split_5_6_14", fold=0), threads=2)
+    task = dataclasses.replace(make_task(real200, tmp_path, model, split="split_5_6_14", fold=0), threads=2)
     result = train_task(task, rec)
     assert result.epochs_run == 1 and len(rec.rows) == 1 and math.isfinite(rec.rows[0]["train_loss"])
     info = result.info
-    assert info["n_train"] + info["n_valid"] + info["n_test"] == 800 and result.scores["test"]["n"] == info["n_test"]
+    assert info["n_train"] + info["n_valid"] + info["n_test"] == 200 and result.scores["test"]["n"] == info["n_test"]
     assert 0.0 <= result.scores["test"]["score"] <= 1.0
