@@ -86,7 +86,7 @@ def _load_deep(deep, path: str) -> None:
 
 
 def train_features(task, hybrid, parts: dict, deep_fold, deep_log: dict, started, info: dict):
-    """The booster fitted on the fold; returns its fold (features per record) and its probabilities."""
+    """The booster fitted on the fold; returns the (records, features) matrix per fold part and its rounds."""
     p = task.model.model_parameters
     feat_task = part_task(task, p.features, started)
     fold = data.load_fold(feat_task, parts.get("features"))
@@ -103,13 +103,10 @@ def train_features(task, hybrid, parts: dict, deep_fold, deep_log: dict, started
                                                 p.features.loss_function_parameters.class_penalty).tolist()}
     rounds = train_booster(feat_task, hybrid.booster, fold, part_info, TrainingObserver(), started)
     info["notes"] = info.get("notes", []) + part_info.get("notes", [])
-    feats = {part: np.stack([x[:, 0] for x in getattr(fold, part).signals]).astype(np.float64)[:, :_n_feats(hybrid)]
+    n_features = hybrid.features_pipeline.inputs.n_features  # without the deep columns "trees" appended
+    feats = {part: np.stack([x[:n_features, 0] for x in getattr(fold, part).signals]).astype(np.float64)
              for part in PARTS}
     return feats, rounds
-
-
-def _n_feats(hybrid) -> int:
-    return hybrid.features_pipeline.inputs.n_features
 
 
 def fit_stacker(hybrid, deep_log: np.ndarray, feat_log: np.ndarray, labels: np.ndarray, c: float) -> None:
@@ -137,18 +134,16 @@ def train_stack(task, hybrid, parts: dict, track, device, info: dict, observer, 
     deep_log = {part: log_probs(probs) for part, probs in deep_probs.items()}
     feats, rounds = train_features(task, hybrid, parts, deep_fold, deep_log, started, info)
     info["features"] = {"best_round": rounds.best_epoch, "rounds_run": rounds.epoch}
-    if p.stacker == "logistic":
-        feat_log = hybrid.booster(torch.from_numpy(feats["valid"])).double().numpy()
-        fit_stacker(hybrid, deep_log["valid"], feat_log, deep_fold.valid.labels, p.stacker_c)
-    probs = {part: hybrid.combine(deep_probs[part], feats[part]) for part in PARTS}
     labels = {part: getattr(deep_fold, part).labels for part in PARTS}
-    scores = {part: track.report(labels[part], probs[part], None) for part in PARTS}
     info["parts"] = {"deep": {part: score_report(labels[part], deep_probs[part].argmax(1))["score"]
                               for part in PARTS}}
     if p.stacker == "logistic":
-        info["parts"]["features"] = {
-            part: score_report(labels[part], hybrid.booster(torch.from_numpy(feats[part])).numpy().argmax(1))["score"]
-            for part in PARTS}
+        feat_log = {part: hybrid.booster(torch.from_numpy(feats[part])).double().numpy() for part in PARTS}
+        fit_stacker(hybrid, deep_log["valid"], feat_log["valid"], labels["valid"], p.stacker_c)
+        info["parts"]["features"] = {part: score_report(labels[part], feat_log[part].argmax(1))["score"]
+                                     for part in PARTS}
+    probs = {part: hybrid.combine(deep_probs[part], feats[part]) for part in PARTS}
+    scores = {part: track.report(labels[part], probs[part], None) for part in PARTS}
     observer.on_best(hybrid, loop.best_epoch)
     info["elapsed_s"] = time.monotonic() - started
     predictions = {"names": list(deep_fold.test.names), "targets": labels["test"], "probs": probs["test"]}
