@@ -11,8 +11,7 @@ import sys
 import warnings
 
 from ecgcore.errors import ProjectError
-from orchestrator.expand import Overrides
-from orchestrator.summarize import FORMATS
+from orchestrator.summary_formats import FORMATS
 
 
 def _at_least(minimum: float, kind: type = float, unit: str = ""):
@@ -150,6 +149,7 @@ def _or(given, setting):
 
 
 def _submit_options(args: argparse.Namespace, s):
+    from orchestrator.expand import Overrides
     from orchestrator.submit import SubmitOptions
 
     overrides = Overrides(data=args.data, max_epochs=args.max_epochs,

@@ -40,7 +40,6 @@ from orchestrator.foldlog import SCORES, write_json_atomic
 
 COLUMNS = ["fold", "score", *[f"F1_{c}" for c in CLASSES], "accuracy"]
 MULTILABEL_COLUMNS = ["fold", "score", "auroc", "auprc", "f_measure", "accuracy"]
-FORMATS = ("table", "csv", "json", "markdown")
 
 
 @dataclass(frozen=True)
