@@ -8,6 +8,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TORCH_INDEX ?=
 DEMO_DATA := data/synth2017
+# Two pytest workers: the suite is CPU-bound and the development machine has 2 cores; each
+# test file runs whole on one worker (its module fixtures, e.g. one Ray submit, are built once).
+TEST_WORKERS ?= 2
 export RAY_USAGE_STATS_ENABLED := 0
 
 .PHONY: demo test lint install clean-demo
@@ -28,7 +31,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

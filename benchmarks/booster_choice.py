@@ -2,7 +2,7 @@
 
     python benchmarks/booster_choice.py --data ../shared/ecg-data/training2017 --threads 2
 
-The features are those FeatureGBM trains on (ecgcore.features, through the
+The features are those FeatureGBM trains on (ecgcore.features.extract, through the
 dataset preparation and its cache in --cache-dir). Both boosters get the same
 5 stratified folds (seed 0), no class weights (as models/FeatureGBM.json), learning rate 0.05,
 500 rounds, 31 leaves, no early stopping (so neither has an advantage from
@@ -25,11 +25,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from ecgcore.cache import dataset_signature, prepared_records, preprocessing_key  # noqa: E402
-from ecgcore.data import pipeline_for  # noqa: E402
-from ecgcore.metrics import score_report  # noqa: E402
+from ecgcore.data.pipeline import pipeline_for  # noqa: E402
+from ecgcore.io.cache import dataset_signature, prepared_records, preprocessing_key  # noqa: E402
+from ecgcore.metrics.cinc2017 import score_report  # noqa: E402
 from ecgcore.tracks import track_for  # noqa: E402
-from orchestrator.config import load_model  # noqa: E402
+from orchestrator.config.jobs import load_model  # noqa: E402
 
 ROUNDS, RATE, LEAVES = 500, 0.05, 31
 

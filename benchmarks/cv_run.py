@@ -26,13 +26,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from ecgcore.train import train_task  # noqa: E402
-from orchestrator.expand import Overrides  # noqa: E402
-from orchestrator.foldlog import FoldLog  # noqa: E402
-from orchestrator.provenance import provenance  # noqa: E402
-from orchestrator.schema import to_plain  # noqa: E402
-from orchestrator.submit import SubmitOptions, plan  # noqa: E402
-from orchestrator.summarize import collect  # noqa: E402
+from ecgcore.config.schema import to_plain  # noqa: E402
+from ecgcore.training.train import train_task  # noqa: E402
+from orchestrator.commands.submit import SubmitOptions, plan  # noqa: E402
+from orchestrator.commands.summarize import collect  # noqa: E402
+from orchestrator.logdir.writer import FoldLog  # noqa: E402
+from orchestrator.plan.expand import Overrides  # noqa: E402
+from orchestrator.plan.provenance import provenance  # noqa: E402
 
 
 def ray_run(args, log_dir: Path) -> float:
@@ -48,7 +48,7 @@ def ray_run(args, log_dir: Path) -> float:
 def plain_loop(args, log_dir: Path) -> float:
     overrides = Overrides(data=args.data, max_epochs=args.max_epochs, cpus_per_task=args.cpus_per_task)
     started = time.monotonic()
-    jobs, tasks = plan(SubmitOptions(args.job_file, log_dir=str(log_dir), overrides=overrides), ROOT)
+    jobs, tasks = plan(SubmitOptions(job_file=args.job_file, log_dir=str(log_dir), overrides=overrides), ROOT)
     by_name = {j.name: j for j in jobs}
     prov = provenance()
     for task in tasks:

@@ -5,7 +5,7 @@
 Cold: an empty cache folder, so every record is read, parsed and preprocessed
 and the cache file written. Warm: the same again with the cache in place,
 which is what every later submit of the same dataset and preprocessing
-pays. Both go through orchestrator.datasets.prepare_data, as `submit`
+pays. Both go through orchestrator.plan.datasets.prepare_data, as `submit`
 does (the split check included). Prints the cold time and the median of the
 warm repeats; writes them as JSON to --out.
 """
@@ -26,9 +26,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from orchestrator.datasets import prepare_data  # noqa: E402
-from orchestrator.expand import Overrides  # noqa: E402
-from orchestrator.submit import SubmitOptions, plan  # noqa: E402
+from orchestrator.commands.submit import SubmitOptions, plan  # noqa: E402
+from orchestrator.plan.datasets import prepare_data  # noqa: E402
+from orchestrator.plan.expand import Overrides  # noqa: E402
 
 
 def main() -> None:
@@ -42,7 +42,8 @@ def main() -> None:
     job = work / "jobs" / "j.json"
     job.parent.mkdir(parents=True)
     job.write_text(json.dumps({"j": {"model": args.model, "split": "split_5_6_14", "cvids": [0]}}))
-    _, tasks = plan(SubmitOptions(str(job), str(ROOT / "models"), overrides=Overrides(data=args.data)), work)
+    _, tasks = plan(SubmitOptions(job_file=str(job), models_dir=str(ROOT / "models"),
+                                  overrides=Overrides(data=args.data)), work)
     cache = work / "cache"
     quiet = lambda text: None  # noqa: E731
     started = time.perf_counter()

@@ -123,11 +123,12 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     job_file.write_text(json.dumps({"mem": {"model": args.model, "split": "split_5_6_14", "log_en": False,
                                             "log_test_score": False, "cvids": list(range(max(levels)))}}))
-    from orchestrator.datasets import prepare_data  # warm the cache the runs share
-    from orchestrator.expand import Overrides
-    from orchestrator.submit import SubmitOptions, plan
+    from orchestrator.commands.submit import SubmitOptions, plan
+    from orchestrator.plan.datasets import prepare_data  # warm the cache the runs share
+    from orchestrator.plan.expand import Overrides
 
-    _, tasks = plan(SubmitOptions(str(job_file), str(ROOT / "models"), overrides=Overrides(data=args.data)), ROOT)
+    _, tasks = plan(SubmitOptions(job_file=str(job_file), models_dir=str(ROOT / "models"),
+                                  overrides=Overrides(data=args.data)), ROOT)
     dataset_mb = round(prepare_data(tasks, work / "log" / ".cache", print).nbytes / 1e6)  # not kept: baseline
     rows = [run(job_file, args, work / "log", level) for level in levels]
     result = {"command": " ".join(sys.argv), "date": time.strftime("%Y-%m-%d"),

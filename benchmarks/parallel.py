@@ -53,11 +53,12 @@ def main() -> None:
     job_file.write_text(json.dumps({"par": {"model": args.model, "split": "split_5_6_14", "log_en": False,
                                             "cvids": list(range(args.tasks))}}))
     sys.path.insert(0, str(ROOT))
-    from orchestrator.datasets import prepare_data
-    from orchestrator.expand import Overrides
-    from orchestrator.submit import SubmitOptions, plan
+    from orchestrator.commands.submit import SubmitOptions, plan
+    from orchestrator.plan.datasets import prepare_data
+    from orchestrator.plan.expand import Overrides
 
-    _, tasks = plan(SubmitOptions(str(job_file), str(ROOT / "models"), overrides=Overrides(data=args.data)), ROOT)
+    _, tasks = plan(SubmitOptions(job_file=str(job_file), models_dir=str(ROOT / "models"),
+                                  overrides=Overrides(data=args.data)), ROOT)
     for name in ("parallel", "sequential"):
         prepare_data(tasks, work / name / ".cache", lambda text: None)
     parallel = run(job_file, args, work / "parallel", [])

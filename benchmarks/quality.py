@@ -30,9 +30,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from orchestrator.ensemble import ensemble  # noqa: E402
-from orchestrator.search import find_spaces  # noqa: E402
-from orchestrator.summarize import collect  # noqa: E402
+from orchestrator.commands.ensemble import ensemble  # noqa: E402
+from orchestrator.commands.summarize import collect  # noqa: E402
+from orchestrator.config.search import find_spaces  # noqa: E402
 
 SPLIT = "split_5_6_14_holdout"
 

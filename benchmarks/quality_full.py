@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from quality import markdown, run_submit, table_rows, write_jobs, write_result  # noqa: E402
 
-from orchestrator.ensemble import ensemble  # noqa: E402
+from orchestrator.commands.ensemble import ensemble  # noqa: E402
 
 
 def parse_configs(text: str) -> list[tuple[str, float]]:

@@ -32,7 +32,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT.parent / "shared" / "ecg-samples" / "cinc2017"
-EVAL_BATCH = 64  # ecgcore.loop.EVAL_BATCH
+EVAL_BATCH = 64  # ecgcore.training.loop.EVAL_BATCH
 
 
 # ---- worker side: runs inside the checkout under test ------------------------------------------------------------
@@ -44,10 +44,11 @@ class Bench:
         import numpy as np
         import torch
 
-        from ecgcore import data, optim
-        from ecgcore.loop import epoch_batches
+        from ecgcore.config.modelfile import parse_model
+        from ecgcore.data import pipeline as data
         from ecgcore.models import get_architecture
-        from orchestrator.config import parse_model
+        from ecgcore.training import optim
+        from ecgcore.training.loop import epoch_batches
 
         self.torch = torch
         cfg = parse_model(json.loads((models_dir / f"{name}.json").read_text()), name)
@@ -124,7 +125,7 @@ def worker(models_dir: Path, data_dir: str, n_batches: int) -> None:
     """Answer one JSON request per stdin line: {"model", "what"} -> seconds, GFLOP and records."""
     import torch
 
-    import ecgcore.train  # noqa: F401  (sets oneDNN's primitive cache as a training process has it)
+    import ecgcore.training.train  # noqa: F401  (sets oneDNN's primitive cache as a training process has it)
 
     torch.set_num_threads(1)
     benches = {}

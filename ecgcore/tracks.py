@@ -15,16 +15,17 @@ import functools
 import os
 from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
-from ecgcore import challenge, cinc2017, cinc2020
+from ecgcore.challenges import CHALLENGES
+from ecgcore.data.multisplit import generate_multilabel_split
+from ecgcore.data.splits import Split, generate_split, is_sources_split, resolve_split
 from ecgcore.errors import DataError
-from ecgcore.metrics import score_report
-from ecgcore.multisplit import generate_multilabel_split
-from ecgcore.splits import Split, is_sources_split, resolve_split
-
-CHALLENGES = (2017, 2020, 2021)
+from ecgcore.io import cinc2017, cinc2020, synth, synth12
+from ecgcore.metrics import challenge
+from ecgcore.metrics.cinc2017 import score_report
 
 
 @dataclass(frozen=True)
@@ -55,12 +56,46 @@ class SingleLabel:
     challenge = 2017
     multilabel = False
     class_names = cinc2017.CLASSES
+    metric_name = "official CinC 2017 F1"
 
     def read(self, root: str, warn: bool = True) -> Records:
         ds = cinc2017.load_dataset(root)
         n = len(ds)
         return Records(ds.root, ds.names, ds.labels, ds.signals, (float(ds.fs),) * n, (("ECG",),) * n,
                        ("CinC2017",) * n)
+
+    def read_unlabelled(self, root: str) -> Records:
+        """Records to classify: .hea + .mat files, no REFERENCE.csv needed (targets are zeros)."""
+        files = {n: f for n, f in cinc2017.find_record_files(Path(root)).items() if f[0] is not None}
+        if not files:
+            raise DataError(f"{root}: no records (.hea files)")
+        names, signals, rates = [], [], []
+        for name in sorted(files):
+            hea, mat = files[name]
+            if mat is None:
+                raise DataError(f"{hea}: record {name} has no .mat file")
+            signal, fs = cinc2017.read_record(hea, mat)
+            names.append(name)
+            signals.append(signal)
+            rates.append(float(fs))
+        n = len(names)
+        return Records(str(root), tuple(names), np.zeros(n, dtype=np.int64), tuple(signals), tuple(rates),
+                       (("ECG",),) * n, ("",) * n)
+
+    def labels_marker(self, root: str) -> str:
+        """The path whose modification time changes when the dataset's labels do."""
+        return os.path.join(root, cinc2017.REFERENCE_FILE)
+
+    def split_from_labels(self, root: Path, name: str) -> Split:
+        """A new split from REFERENCE.csv alone (no signal is read)."""
+        if is_sources_split(name):
+            raise DataError("leave-source-out splits are for the 12-lead data (--challenge 2020 or 2021)")
+        labels = cinc2017.read_reference(root)
+        numbers = np.array([cinc2017.record_number(n) for n in labels])
+        return generate_split(numbers, np.array([cinc2017.CLASSES.index(v) for v in labels.values()]), name)
+
+    def write_synthetic(self, out: str, records: int, seed: int) -> dict[str, int]:
+        return synth.write_synthetic_dataset(out, records, seed=seed)
 
     def split(self, records: Records, split_name: str, persist: bool = False) -> tuple[list, Split]:
         if is_sources_split(split_name):
@@ -90,6 +125,7 @@ class MultiLabel:
 
     def __init__(self, year: int):
         self.challenge = year
+        self.metric_name = f"CinC {year} challenge metric"
         self.classes = challenge.scored_classes(year)
         self.class_names = self.classes.abbreviations
 
@@ -99,6 +135,25 @@ class MultiLabel:
         targets = self.classes.encode([h.dx for h in ds.headers])
         return Records(str(os.path.abspath(root)), tuple(ds.names), targets, tuple(ds.signals),
                        tuple(h.fs for h in ds.headers), tuple(h.leads for h in ds.headers), tuple(ds.sources))
+
+    def read_unlabelled(self, root: str) -> Records:
+        return self.read(root)
+
+    def labels_marker(self, root: str) -> str:
+        return root  # labels are in the headers: the folder changes when records do
+
+    def split_from_labels(self, root: Path, name: str) -> Split:
+        """A new split from the headers' #Dx codes alone (no signal is read)."""
+        heas = sorted(Path(root).rglob("*.hea"), key=lambda p: p.stem)
+        if not heas:
+            raise DataError(f"{root}: no .hea files (expected CinC 2020/2021 records)")
+        headers = [cinc2020.parse_header(h.read_text(errors="replace"), h) for h in heas]
+        names = [h.record for h in headers]
+        targets = self.classes.encode([h.dx for h in headers])
+        return generate_multilabel_split(names, targets, [cinc2020.source_of(n) for n in names], name)
+
+    def write_synthetic(self, out: str, records: int, seed: int) -> dict[str, int]:
+        return synth12.write_synthetic_12lead(out, records, seed=seed)
 
     def split(self, records: Records, split_name: str, persist: bool = False) -> tuple[list, Split]:
         ids = list(records.names)

@@ -10,8 +10,9 @@ import argparse
 import sys
 import warnings
 
+from ecgcore.challenges import CHALLENGES, MULTILABEL_YEARS
 from ecgcore.errors import ProjectError
-from orchestrator.summary_formats import FORMATS
+from orchestrator.commands.summary_formats import FORMATS
 
 
 def _at_least(minimum: float, kind: type = float, unit: str = ""):
@@ -36,33 +37,37 @@ def build_parser() -> argparse.ArgumentParser:
                                      description="Cross-validated ECG training jobs on Ray Tune.")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    _submit_args(sub.add_parser("submit", help="run every job x fold of a job file as Ray Tune trials"))
-    _submit_args(sub.add_parser("resume", help="continue an interrupted submit (= submit --resume)"))
+    _submit_args(sub.add_parser("submit", help="run every job x fold of a job file as Ray Tune trials"), _submit)
+    _submit_args(sub.add_parser("resume", help="continue an interrupted submit (= submit --resume)"), _submit)
     _status_args(sub.add_parser("status", help="per job and fold: pending, running, done or failed"))
-    _settings_arg(sub.add_parser("settings", help="every machine setting in force and where it came from"))
-
-    p = sub.add_parser("summarize", help="cross-validation scores of every job of an architecture")
-    _summarize_args(p)
+    p = sub.add_parser("settings", help="every machine setting in force and where it came from")
+    _settings_arg(p)
+    p.set_defaults(handler=_settings)
+    _summarize_args(sub.add_parser("summarize", help="cross-validation scores of every job of an architecture"))
 
     p = sub.add_parser("predict", help="classify records with a fold's or a job's models")
     p.add_argument("--run", required=True, help="a fold folder or a job folder under log/")
     p.add_argument("--input", required=True, help="folder of records (.hea + .mat)")
     p.add_argument("--output", required=True, help="answers file (record,label lines)")
+    p.set_defaults(handler=_predict)
 
     p = sub.add_parser("ensemble", help="score a job's fold models together on its split's hold-out part")
     p.add_argument("job_dir", help="a job folder, log/<arch>/<job>")
+    p.set_defaults(handler=_ensemble)
 
     p = sub.add_parser("score", help="CinC 2020/2021 metrics of challenge output files against header labels")
     p.add_argument("--labels", required=True, help="folder of .hea files (their #Dx codes are the labels)")
     p.add_argument("--outputs", required=True, help="folder of <record>.csv challenge output files")
-    p.add_argument("--year", type=int, choices=(2020, 2021), default=2021, help="which challenge's metric")
+    p.add_argument("--year", type=int, choices=MULTILABEL_YEARS, default=2021, help="which challenge's metric")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    p.set_defaults(handler=_score)
 
     _dataset_commands(sub)
     return parser
 
 
-def _submit_args(p: argparse.ArgumentParser) -> None:
+def _submit_args(p: argparse.ArgumentParser, handler) -> None:
+    p.set_defaults(handler=handler)
     p.add_argument("job_file")
     p.add_argument("--data", help="dataset folder for every job (default: the job's, else the settings' data_root)")
     p.add_argument("--log-dir", help="where log/<arch>/<job>/fold<k>/ go (default: the settings' log_root, log)")
@@ -98,6 +103,7 @@ def _status_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--log-dir")
     _settings_arg(p)
     p.add_argument("--models-dir", help="model files (default: models/ beside the job file's folder)")
+    p.set_defaults(handler=_status)
 
 
 def _dataset_commands(sub) -> None:
@@ -110,10 +116,11 @@ def _dataset_commands(sub) -> None:
     p.add_argument("--out", help="write here instead of DATASET/splits/<name>/")
     p.add_argument("--holdout", action="store_true",
                    help="set 1/(folds+1) of each class aside for scoring the fold ensemble (name ends _holdout)")
-    p.add_argument("--challenge", type=int, choices=(2017, 2020, 2021), default=2017,
+    p.add_argument("--challenge", type=int, choices=CHALLENGES, default=2017,
                    help="2017: REFERENCE.csv labels; 2020/2021: the scored #Dx codes, iterative stratification")
     p.add_argument("--sources", action="store_true",
                    help="12-lead: leave-source-out, one fold per source database (name sources_<tv>_<seed>)")
+    p.set_defaults(handler=_split)
 
     p = sub.add_parser("data", help="dataset utilities")
     data_sub = p.add_subparsers(dest="data_command", required=True)
@@ -121,17 +128,20 @@ def _dataset_commands(sub) -> None:
     s.add_argument("--out", required=True)
     s.add_argument("--records", type=_positive_int, default=300)
     s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--challenge", type=int, choices=(2017, 2020, 2021), default=2017,
+    s.add_argument("--challenge", type=int, choices=CHALLENGES, default=2017,
                    help="2017: single-lead N/A/O/~; 2020/2021: 12-lead records with #Dx codes")
+    s.set_defaults(handler=_synth)
     c = data_sub.add_parser("check", help="check a dataset folder: records load, headers agree with the samples, "
                                           "labels match the records, signal quality; exit 1 when anything is wrong")
     c.add_argument("dataset")
-    c.add_argument("--challenge", type=int, choices=(2017, 2020, 2021),
+    c.add_argument("--challenge", type=int, choices=CHALLENGES,
                    help="default: 2017 if the folder has REFERENCE.csv, else 2021 (12-lead headers)")
+    c.set_defaults(handler=_check)
     f = data_sub.add_parser("fetch", help="download a challenge training set, verify its checksums, unpack it")
     f.add_argument("dataset", choices=("cinc2017", "cinc2020", "cinc2021"))
     f.add_argument("--dest", default="data", help="folder the dataset folder goes into (default: data/)")
     f.add_argument("--base-url", help="a mirror holding the same files as the official source")
+    f.set_defaults(handler=_fetch)
 
 
 def _summarize_args(p: argparse.ArgumentParser) -> None:
@@ -141,6 +151,7 @@ def _summarize_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--plot", action="store_true", help="also write each job's learning curves and summed test "
                                                        "confusion matrix (PNG) beside summary.json")
     _settings_arg(p)
+    p.set_defaults(handler=_summarize)
 
 
 def _or(given, setting):
@@ -149,81 +160,103 @@ def _or(given, setting):
 
 
 def _submit_options(args: argparse.Namespace, s):
-    from orchestrator.expand import Overrides
-    from orchestrator.submit import SubmitOptions
+    from orchestrator.commands.submit import SubmitOptions
+    from orchestrator.plan.expand import Overrides
 
     overrides = Overrides(data=args.data, max_epochs=args.max_epochs,
                           cpus_per_task=args.cpus_per_task, gpus_per_task=args.gpus_per_task,
                           time_limit_s=args.time_limit)
-    return SubmitOptions(args.job_file, args.models_dir, _or(args.log_dir, s.log_root), overrides,
-                         _or(args.address, s.address), _or(args.max_concurrent, s.max_concurrent), args.dry_run,
+    return SubmitOptions(job_file=args.job_file, models_dir=args.models_dir, log_dir=_or(args.log_dir, s.log_root),
+                         overrides=overrides, address=_or(args.address, s.address),
+                         max_concurrent=_or(args.max_concurrent, s.max_concurrent), dry_run=args.dry_run,
                          resume=args.resume or args.command == "resume",
                          storage_path=_or(args.storage_path, s.storage_path), quiet=args.quiet,
                          dashboard_host=_or(args.dashboard_host, s.dashboard_host),
                          dashboard_port=_or(args.dashboard_port, s.dashboard_port), settings=s)
 
 
+# The command table: each subcommand's parser sets handler to one of these, called as handler(args, resolved).
+# resolved: the machine settings and where each came from, for the commands that take --settings, else None. Each
+# imports its command where it runs, so a light command never loads what a heavy one needs.
+
+def _submit(args, resolved) -> int:
+    from orchestrator.commands.submit import submit
+
+    return submit(_submit_options(args, resolved.settings))
+
+
+def _settings(args, resolved) -> int:
+    from orchestrator.config.settings import report
+
+    print(report(resolved))
+    return 0
+
+
+def _status(args, resolved) -> int:
+    from orchestrator.commands.status import status
+
+    print(status(_or(args.log_dir, resolved.settings.log_root), args.job_file, args.models_dir))
+    return 0
+
+
+def _summarize(args, resolved) -> int:
+    from orchestrator.commands.summarize import summarize
+
+    print(summarize(_or(args.log_dir, resolved.settings.log_root), args.architecture, args.format, plot=args.plot))
+    return 0
+
+
+def _predict(args, resolved) -> int:
+    from orchestrator.commands.predict import predict
+
+    return predict(args.run, args.input, args.output)
+
+
+def _ensemble(args, resolved) -> int:
+    from orchestrator.commands.ensemble import ensemble
+
+    return ensemble(args.job_dir)
+
+
+def _score(args, resolved) -> int:
+    from orchestrator.commands.score import score
+
+    return score(args.labels, args.outputs, args.year, args.json)
+
+
+def _split(args, resolved) -> int:
+    from orchestrator.datatools.generate import write_split_command
+
+    return write_split_command(args.dataset, args.folds, args.tv, args.seed, args.out, args.holdout,
+                               args.challenge, args.sources)
+
+
+def _synth(args, resolved) -> int:
+    from orchestrator.datatools.generate import synth_command
+
+    return synth_command(args.out, args.records, args.seed, args.challenge)
+
+
+def _check(args, resolved) -> int:
+    from orchestrator.datatools.check import check_command
+
+    return check_command(args.dataset, args.challenge)
+
+
+def _fetch(args, resolved) -> int:
+    from orchestrator.datatools.fetch import fetch_command
+
+    return fetch_command(args.dataset, args.dest, args.base_url)
+
+
 def dispatch(args: argparse.Namespace) -> int:
-    if not hasattr(args, "settings"):
-        return _dispatch_data(args)
-    from orchestrator.settings import load_settings
+    """Run the parsed command, with the machine settings where it takes --settings."""
+    resolved = None
+    if hasattr(args, "settings"):
+        from orchestrator.config.settings import load_settings
 
-    resolved = load_settings(args.settings)
-    if args.command in ("submit", "resume"):
-        from orchestrator.submit import submit
-
-        return submit(_submit_options(args, resolved.settings))
-    if args.command == "settings":
-        from orchestrator.settings import report
-
-        print(report(resolved))
-        return 0
-    if args.command == "status":
-        from orchestrator.status import status
-
-        print(status(_or(args.log_dir, resolved.settings.log_root), args.job_file, args.models_dir))
-        return 0
-    if args.command == "summarize":
-        from orchestrator.summarize import summarize
-
-        print(summarize(_or(args.log_dir, resolved.settings.log_root), args.architecture, args.format,
-                        plot=args.plot))
-        return 0
-    raise AssertionError(f"unhandled command {args.command}")
-
-
-def _dispatch_data(args: argparse.Namespace) -> int:
-    """The commands that take no machine settings: predict, ensemble, score, split, data."""
-    if args.command == "predict":
-        from orchestrator.predict import predict
-
-        return predict(args.run, args.input, args.output)
-    if args.command == "ensemble":
-        from orchestrator.ensemble import ensemble
-
-        return ensemble(args.job_dir)
-    if args.command == "score":
-        from orchestrator.score import score
-
-        return score(args.labels, args.outputs, args.year, args.json)
-    if args.command == "split":
-        from orchestrator.commands import write_split_command
-
-        return write_split_command(args.dataset, args.folds, args.tv, args.seed, args.out, args.holdout,
-                                   args.challenge, args.sources)
-    if args.command == "data" and args.data_command == "synth":
-        from orchestrator.commands import synth_command
-
-        return synth_command(args.out, args.records, args.seed, args.challenge)
-    if args.command == "data" and args.data_command == "check":
-        from orchestrator.datacheck import check_command
-
-        return check_command(args.dataset, args.challenge)
-    if args.command == "data" and args.data_command == "fetch":
-        from orchestrator.fetch import fetch_command
-
-        return fetch_command(args.dataset, args.dest, args.base_url)
-    raise AssertionError(f"unhandled command {args.command}")
+        resolved = load_settings(args.settings)
+    return args.handler(args, resolved)
 
 
 def _one_line_warning(message, category, filename, lineno, line=None) -> str:

@@ -66,7 +66,7 @@ def sample2020() -> Path:
 @pytest.fixture(scope="session")
 def synth12_dir(tmp_path_factory) -> Path:
     """48 synthetic 12-lead records at 500 Hz, 10 s each, in the CinC 2020/2021 format."""
-    from ecgcore.synth12 import write_synthetic_12lead
+    from ecgcore.io.synth12 import write_synthetic_12lead
 
     out = tmp_path_factory.mktemp("synth12") / "synth12"
     write_synthetic_12lead(out, 48, seed=5)
@@ -75,7 +75,7 @@ def synth12_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def synth_dir(tmp_path_factory) -> Path:
-    from ecgcore.synth import write_synthetic_dataset
+    from ecgcore.io.synth import write_synthetic_dataset
 
     out = tmp_path_factory.mktemp("synth") / "synth2017"
     write_synthetic_dataset(out, 60, seed=3)

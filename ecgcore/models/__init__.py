@@ -2,7 +2,8 @@
 
 `@register("CRNN", params=CRNNParams, input="spectrogram")` records a builder
 `f(params, inputs: InputSpec, n_classes, drop_rate) -> nn.Module` and the
-dataclass its model_parameters load into. Lookup is by exact name; an unknown
+dataclass its model_parameters load into; `create_model(config, inputs,
+n_classes)` builds the model of a whole model config. Lookup is by exact name; an unknown
 name lists the known ones.
 
 Three input kinds exist, and a model's forward is `forward(x, lengths)` with
@@ -13,11 +14,11 @@ padded positions zero and `lengths` the valid steps per record (int64):
 - "signal": x is (batch, leads, samples), the (resampled, windowed) signal
   in mV. Models that need a spectrogram too (ECG-DualNet) compute it inside.
 - "features": x is (batch, n_features), the engineered features of each
-  record (ecgcore.features), computed once when the dataset is prepared.
+  record (ecgcore.features.extract), computed once when the dataset is prepared.
 
 An architecture's trainer says what fits it: "epochs" (gradient descent in
-ecgcore.loop, every network), "boosting" (ecgcore.boosting, FeatureGBM) or
-"stacking" (ecgcore.stacking, HybridStack: a network and a booster, stacked).
+ecgcore.training.loop, every network), "boosting" (ecgcore.training.boosting, FeatureGBM) or
+"stacking" (ecgcore.training.stacking, HybridStack: a network and a booster, stacked).
 
 A signal model also offers `encode(x, lengths) -> (features (batch, channels,
 steps), lengths)`, the network without its classification head, and the
@@ -83,6 +84,15 @@ def get_architecture(name: str) -> Architecture:
         raise ProjectError(
             f"unknown architecture {name!r}; known: {', '.join(known_architectures())}"
         ) from None
+
+
+def create_model(config, inputs: InputSpec, n_classes: int):
+    """The network (or booster module) a model config describes, for these inputs: the one factory.
+
+    config is a ModelConfig: its architecture builds from its model_parameters, with its drop rate.
+    """
+    arch = get_architecture(config.model_name)
+    return arch.build(config.model_parameters, inputs, n_classes, config.training_parameters.drop_rate)
 
 
 # Importing the model modules fills the registry.

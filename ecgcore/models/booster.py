@@ -1,14 +1,14 @@
 """FeatureGBM: gradient-boosted trees on engineered per-record features (the CinC 2017 winners' family).
 
 The input kind is "features": preprocessing turns each record into the
-vector of ecgcore.features once, when the dataset is prepared, and a batch is
+vector of ecgcore.features.extract once, when the dataset is prepared, and a batch is
 (batch, n_features) with NaN where a feature could not be computed (the
 booster routes missing values itself). The trees are LightGBM's; the
 network-shaped wrapper, `BoostedTrees`, lets a booster go through everything
 a neural network goes through: its state dict (the model text as a uint8
 buffer) is best_model.pt, `forward` returns log-probabilities so the
 softmax in prediction, fold ensembles and `predict` gives the booster's own
-probabilities. Training is ecgcore.boosting, not the epoch loop
+probabilities. Training is ecgcore.training.boosting, not the epoch loop
 (Architecture.trainer == "boosting").
 """
 
@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ecgcore.config import spec
+from ecgcore.config.model import spec
 from ecgcore.models import InputSpec, register
 
 

@@ -48,7 +48,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ecgcore.config import spec
+from ecgcore.config.model import spec
 from ecgcore.errors import ProjectError
 from ecgcore.models import InputSpec, register
 from ecgcore.models.common import masked_mean, time_mask

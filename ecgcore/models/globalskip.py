@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ecgcore.config import spec
+from ecgcore.config.model import spec
 from ecgcore.models import InputSpec, register
 from ecgcore.models.common import MaskedBatchNorm1d, masked_max, padding_mask, strided_lengths, time_mask
 

@@ -4,7 +4,7 @@ The model file names both parts, each a whole model config of its own (in a
 model file, the name of another file in models/; in a saved, resolved
 model.json, the config inline): `deep`, a network trained by the epoch loop
 on its own preprocessing and inputs (e.g. CNN_cpu on spectrograms), and
-`features`, a FeatureGBM on the features of ecgcore.features. How their
+`features`, a FeatureGBM on the features of ecgcore.features.extract. How their
 outputs are combined is `stacker`:
 
 - "logistic": a multinomial logistic regression over both parts' class
@@ -16,7 +16,7 @@ outputs are combined is `stacker`:
   fitted on the training records, as ENCASE fed its deep features to its
   GBDT; no separate stacker.
 
-Fitting is ecgcore.stacking (Architecture.trainer == "stacking"). The input
+Fitting is ecgcore.training.stacking (Architecture.trainer == "stacking"). The input
 is the record itself (kind "signal", no preprocessing of its own): forward
 runs each part's own preprocessing on it, so `predict`, fold ensembles and
 the fold's scores see the exact inputs training saw. forward goes through
@@ -32,8 +32,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ecgcore.config import ModelConfig, spec
-from ecgcore.models import InputSpec, get_architecture, register
+from ecgcore.config.model import ModelConfig, spec
+from ecgcore.models import InputSpec, create_model, register
 
 STACKERS = ("logistic", "trees")
 LOG_FLOOR = 1e-6  # probabilities are clipped here before the log: one confident part must not dominate by -inf
@@ -66,14 +66,14 @@ class HybridStack(nn.Module):
 
     def __init__(self, p: HybridStackParams, inputs: InputSpec, n_classes: int):
         super().__init__()
-        from ecgcore.data import Pipeline  # data imports the registry this module fills
+        from ecgcore.data.pipeline import Pipeline  # data imports the registry this module fills
 
         self.stacker_kind, self.n_classes, self.fs = p.stacker, n_classes, inputs.fs
         self.deep_pipeline = Pipeline(p.deep, inputs.fs, inputs.n_leads)
         self.features_pipeline = Pipeline(p.features, inputs.fs, inputs.n_leads)
-        self.deep = build_part(p.deep, self.deep_pipeline.inputs, n_classes)
+        self.deep = create_model(p.deep, self.deep_pipeline.inputs, n_classes)
         extra = n_classes if p.stacker == "trees" else 0  # the booster's extra inputs: the deep log-probs
-        self.booster = build_part(p.features, InputSpec("features", 1, inputs.fs, None, None,
+        self.booster = create_model(p.features, InputSpec("features", 1, inputs.fs, None, None,
                                                         self.features_pipeline.inputs.n_features + extra),
                                   n_classes)
         self.stacker = nn.Linear(2 * n_classes, n_classes)  # used by the logistic stacker only
@@ -97,7 +97,7 @@ class HybridStack(nn.Module):
 
     @torch.no_grad()
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        from ecgcore.loop import predict_proba  # the deep part is scored as any network is
+        from ecgcore.training.loop import predict_proba  # the deep part is scored as any network is
 
         records = [x[i, :, :int(n)].cpu().numpy() for i, n in enumerate(lengths)]
         deep, feats = self.part_inputs(records)
@@ -105,11 +105,6 @@ class HybridStack(nn.Module):
         deep_probs = predict_proba(self.deep, self.deep_pipeline, items, items.owners, len(deep), x.device)
         probs = self.combine(deep_probs, feats)
         return torch.log(torch.from_numpy(probs).clamp_min(1e-12)).to(device=x.device, dtype=torch.float32)
-
-
-def build_part(model: ModelConfig, inputs: InputSpec, n_classes: int) -> nn.Module:
-    arch = get_architecture(model.model_name)
-    return arch.build(model.model_parameters, inputs, n_classes, model.training_parameters.drop_rate)
 
 
 @register("HybridStack", params=HybridStackParams, input="signal", trainer="stacking")

@@ -43,7 +43,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ecgcore.config import spec
+from ecgcore.config.model import spec
 from ecgcore.errors import ProjectError
 from ecgcore.models import InputSpec, register
 from ecgcore.models.common import strided_lengths, time_mask

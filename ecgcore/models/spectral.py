@@ -28,7 +28,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from ecgcore.config import spec
+from ecgcore.config.model import spec
 from ecgcore.models import InputSpec, register
 from ecgcore.models.common import Dropout, MaskedBatchNorm1d, MaskedBatchNorm2d, padding_mask
 

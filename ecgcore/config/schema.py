@@ -1,0 +1,206 @@
+"""Load JSON objects into frozen dataclasses, with errors that name file and JSON path.
+
+One generic loader for model files, job files and Task dicts: it walks the
+dataclass fields, rejects unknown keys (suggesting the closest known one),
+checks types and the bounds declared in field metadata (min, max, choices,
+length), and reads "True"/"False" strings as booleans, as the reference's job
+files wrote them. The first problem raises a ConfigError.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import re
+import types
+import typing
+from pathlib import Path
+from typing import Any
+
+from ecgcore.config.yamlfile import YamlError, is_yaml, parse_yaml
+from ecgcore.errors import ProjectError
+
+# Job and model names become folder names: keep them plain.
+_PLAIN_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+_BOOL_STRINGS = {"true": True, "false": False}
+
+
+# {YAML file: {JSON path: line}}, filled as YAML files are read, so an error at a JSON path can name its line.
+_YAML_LINES: dict[str, dict[str, int]] = {}
+
+
+class ConfigError(ProjectError):
+    """A job, model or settings file that does not fit its schema (in a YAML file, with the line)."""
+
+    def __init__(self, file: str | Path, path: str, message: str, line: int | None = None):
+        line = line if line is not None else line_of(file, path)
+        where = f"{file}: line {line}: {path}" if line else f"{file}: {path}"
+        super().__init__(f"{where}: {message}")
+        self.file, self.path, self.detail, self.line = str(file), path, message, line
+
+
+def check_name(name: str, file, path: str, what: str) -> None:
+    if not _PLAIN_NAME.match(name) or ".." in name:
+        raise ConfigError(file, path, f"{what} {name!r} must be a plain name "
+                                      "(letters, digits, _ . -; no '/', no '..')")
+
+
+def line_of(file: str | Path, path: str) -> int | None:
+    """The line of path, or of its nearest enclosing key that has one, in a YAML file read here."""
+    lines = _YAML_LINES.get(_key(file))
+    while lines:
+        if path in lines:
+            return lines[path]
+        cut = max(path.rfind("."), path.rfind("["))
+        if cut <= 0:
+            return None
+        path = path[:cut]
+    return None
+
+
+def _key(file: str | Path) -> str:
+    """One spelling per file (./jobs/x.yaml and jobs/x.yaml are the same file)."""
+    return str(Path(file).resolve())
+
+
+def read_document(file: Path) -> Any:
+    """A job, model or settings file: YAML (.yaml, .yml) or JSON, to the same plain values."""
+    if not is_yaml(file):
+        return read_json(file)
+    try:
+        value, lines = parse_yaml(_read_text(file))
+    except YamlError as exc:
+        raise ConfigError(file, "$", str(exc), line=exc.line) from None
+    _YAML_LINES[_key(file)] = lines
+    return value
+
+
+def _read_text(file: Path) -> str:
+    try:
+        return Path(file).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(file, "$", f"cannot read file ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(file, "$", f"not a UTF-8 text file (byte {exc.start})") from None
+
+
+def read_json(file: Path) -> Any:
+    """Parse a JSON file; duplicate keys are an error, not a silent overwrite."""
+    def no_duplicates(pairs):
+        keys = [k for k, _ in pairs]
+        dup = next((k for k in keys if keys.count(k) > 1), None)
+        if dup is not None:
+            raise ConfigError(file, "$", f"key {dup!r} appears twice in one object")
+        return dict(pairs)
+
+    try:
+        return json.loads(_read_text(file), object_pairs_hook=no_duplicates)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(file, "$", f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+
+
+def load_dataclass(cls: type, data: Any, file: str | Path, path: str = "$",
+                   special: dict[str, typing.Callable] | None = None) -> Any:
+    """Build cls from data. `special` maps field names to custom converters f(value, path)."""
+    if not isinstance(data, dict):
+        raise ConfigError(file, path, f"expected an object, got {_kind(data)}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for key in data:
+        if key not in fields:
+            raise ConfigError(file, _join(path, key), _unknown(key, fields))
+    kwargs = {}
+    for name, f in fields.items():
+        sub = _join(path, name)
+        if name not in data:
+            if f.metadata.get("required"):
+                raise ConfigError(file, sub, "missing required key")
+            continue
+        if special and name in special:
+            kwargs[name] = special[name](data[name], sub)
+        else:
+            kwargs[name] = convert(hints[name], data[name], f.metadata, file, sub)
+    return cls(**kwargs)
+
+
+def convert(tp: Any, value: Any, meta: typing.Mapping, file, path: str) -> Any:
+    """One value to type tp, checking bounds from meta."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        options = [a for a in typing.get_args(tp) if a is not type(None)]
+        if value is None:
+            return None
+        return convert(options[0], value, meta, file, path)
+    if dataclasses.is_dataclass(tp):
+        return load_dataclass(tp, value, file, path)
+    if origin is tuple:
+        if not isinstance(value, list):
+            raise ConfigError(file, path, f"expected a list, got {_kind(value)}")
+        if "length" in meta and len(value) != meta["length"]:
+            raise ConfigError(file, path, f"expected {meta['length']} values, got {len(value)}")
+        if not value and meta.get("nonempty", True):
+            raise ConfigError(file, path, "expected a non-empty list")
+        item = typing.get_args(tp)[0]
+        return tuple(convert(item, v, meta, file, f"{path}[{i}]") for i, v in enumerate(value))
+    return _check_bounds(_scalar(tp, value, file, path), meta, file, path)
+
+
+def _scalar(tp: Any, value: Any, file, path: str) -> Any:
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in _BOOL_STRINGS:
+            return _BOOL_STRINGS[value.lower()]
+        raise ConfigError(file, path, f"expected true/false (or \"True\"/\"False\"), got {value!r}")
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ConfigError(file, path, f"expected an integer, got {_kind(value)} {value!r}")
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise ConfigError(file, path, f"expected a number, got {_kind(value)} {value!r}")
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        raise ConfigError(file, path, f"expected a string, got {_kind(value)} {value!r}")
+    if tp is Any:
+        return value
+    raise TypeError(f"schema type {tp!r} at {path} is not supported")
+
+
+def _check_bounds(value: Any, meta: typing.Mapping, file, path: str) -> Any:
+    if "choices" in meta and value not in meta["choices"]:
+        raise ConfigError(file, path, f"{value!r} is not one of {', '.join(map(repr, meta['choices']))}")
+    if "min" in meta and isinstance(value, (int, float)) and value < meta["min"]:
+        raise ConfigError(file, path, f"must be at least {meta['min']}, got {value}")
+    if "max" in meta and isinstance(value, (int, float)) and value > meta["max"]:
+        raise ConfigError(file, path, f"must be at most {meta['max']}, got {value}")
+    return value
+
+
+def to_plain(obj: Any) -> Any:
+    """Dataclasses and tuples to JSON-ready dicts and lists."""
+    if dataclasses.is_dataclass(obj):
+        return {f.name: to_plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, (list, tuple)):
+        return [to_plain(v) for v in obj]
+    if isinstance(obj, dict):
+        return {k: to_plain(v) for k, v in obj.items()}
+    return obj
+
+
+def _unknown(key: str, fields: dict) -> str:
+    close = difflib.get_close_matches(key, list(fields), n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return f"unknown key {key!r}{hint}; known keys: {', '.join(fields)}"
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}"
+
+
+def _kind(value: Any) -> str:
+    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean",
+            type(None): "null", int: "an integer", float: "a number"}.get(type(value), type(value).__name__)

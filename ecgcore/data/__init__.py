@@ -1,0 +1,1 @@
+"""From records to model inputs: splits, preprocessing, augmentation, the per-model pipeline."""

@@ -1,0 +1,270 @@
+"""Class-stratified k-fold cross-validation splits in the reference layout.
+
+A split named `split_<folds>_<tv>_<seed>` holds, for each fold k, the files
+`train<k>.json`, `valid<k>.json` and `test<k>.json` (JSON lists of 1-based
+record numbers, A00005 -> 5) plus `properties.json`, in
+`<dataset>/splits/<name>/`. Each test fold is 1/folds of every class; the
+rest is split so that (train+valid)/valid = tv, as in the reference
+repository (its split_5_6_14 trains on 10/15 and validates on 2/15 of the
+records). For the 12-lead datasets, whose record numbers collide across
+source databases, the files list record names and the split is made by
+ecgcore.data.multisplit (iterative stratification, or one fold per source for a
+split named `sources_<tv>_<seed>`). A name ending in `_holdout` (split_5_6_14_holdout) first sets
+1/(folds+1) of every class aside in `holdout.json`: no fold trains,
+validates or tests on it, so the fold models' ensemble can be scored there.
+Generation follows the reference's algorithm step by step (a seeded shuffle
+per class, then equal chunks), so on the full training2017
+set it reproduces the reference's published split_5_6_14.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import stat
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import reduce
+from pathlib import Path
+
+import numpy as np
+
+from ecgcore.errors import DataError
+
+SPLIT_NAME = re.compile(r"^split_(\d+)_(\d+)_(\d+)(_holdout)?$")
+SOURCES_NAME = re.compile(r"^sources_(\d+)_(\d+)$")
+RecordId = int | str  # a record number (CinC 2017, the reference layout) or a record name (12-lead)
+
+
+@dataclass(frozen=True)
+class Fold:
+    """Record ids of one fold."""
+
+    train: tuple[RecordId, ...]
+    valid: tuple[RecordId, ...]
+    test: tuple[RecordId, ...]
+
+
+@dataclass(frozen=True)
+class Split:
+    name: str
+    folds: tuple[Fold, ...]
+    properties: dict
+    holdout: tuple[RecordId, ...] = ()
+
+
+def parse_split_name(name: str) -> tuple[int, int, int]:
+    """(folds, tv, seed) from 'split_<folds>_<tv>_<seed>'."""
+    match = SPLIT_NAME.match(name)
+    if not match:
+        raise DataError(f"split name {name!r} is not of the form split_<folds>_<tv>_<seed>[_holdout]")
+    folds, tv, seed = (int(g) for g in match.groups()[:3])
+    if folds < 2 or tv < 2:
+        raise DataError(f"split {name!r}: needs at least 2 folds and tv >= 2")
+    return folds, tv, seed
+
+
+def parse_sources_name(name: str) -> tuple[int, int]:
+    """(tv, seed) from 'sources_<tv>_<seed>' (leave-source-out: one fold per source database)."""
+    match = SOURCES_NAME.match(name)
+    if not match:
+        raise DataError(f"split name {name!r} is not of the form sources_<tv>_<seed>")
+    tv, seed = (int(g) for g in match.groups())
+    if tv < 2:
+        raise DataError(f"split {name!r}: needs tv >= 2")
+    return tv, seed
+
+
+def is_sources_split(name: str) -> bool:
+    return name.startswith("sources_")
+
+
+def split_folds(name: str) -> int | None:
+    """The number of folds a split name promises; None for leave-source-out (one per source in the data)."""
+    if is_sources_split(name):
+        parse_sources_name(name)
+        return None
+    return parse_split_name(name)[0]
+
+
+def has_holdout(name: str) -> bool:
+    return name.endswith("_holdout")
+
+
+def split_properties(folds: int, tv: int, seed: int, holdout: bool = False) -> dict:
+    """properties.json content, in the reference's format."""
+    denom = folds * tv
+    test_n = denom // folds
+    valid_n = (denom - test_n) // tv
+    train_n = denom - test_n - valid_n
+    if holdout:  # the folds share folds/(folds+1) of the records, the hold-out 1/(folds+1)
+        sizes = _div_by_gcd([train_n * folds, valid_n * folds, test_n * folds, denom])
+    else:
+        sizes = _div_by_gcd([train_n, valid_n, test_n, 0])
+    total = sum(sizes)
+    keys = ("train", "valid", "test", "holdout")
+    return {
+        "name": f"split_{folds}_{tv}_{seed}" + ("_holdout" if holdout else ""),
+        "inputs": {"holdout": holdout, "number of folds": folds, "(train+valid)/valid": tv, "seed": seed},
+        "relative size": dict(zip(keys, sizes, strict=False)),
+        "relative size fraction": {k: round(s / total, 5) for k, s in zip(keys, sizes, strict=False)},
+    }
+
+
+def generate_split(numbers: np.ndarray, labels: np.ndarray, name: str) -> Split:
+    """Deterministic stratified split of record numbers with integer class labels."""
+    n_folds, tv, seed = parse_split_name(name)
+    numbers = np.asarray(numbers, dtype=int)
+    labels = np.asarray(labels)
+    label_of = dict(zip(numbers.tolist(), labels.tolist(), strict=True))
+    holdout = np.zeros(0, dtype=int)
+    if has_holdout(name):
+        numbers, holdout = _stratified(numbers, labels, [n_folds, 1], seed)
+        labels = np.array([label_of[n] for n in numbers])
+    if numbers.size < n_folds * tv:
+        raise DataError(f"split {name}: {numbers.size} records are too few for {n_folds} folds with "
+                        f"tv {tv}; a train, valid or test set of some fold would be empty")
+    tests = _stratified(numbers, labels, [1] * n_folds, seed)
+    folds = []
+    for test in tests:
+        rest = np.setdiff1d(numbers, test)
+        train, valid = _stratified(rest, np.array([label_of[n] for n in rest]), [tv - 1, 1], seed)
+        folds.append(Fold(tuple(train.tolist()), tuple(valid.tolist()), tuple(test.tolist())))
+    for k, fold in enumerate(folds):
+        for part in ("train", "valid", "test"):
+            if not getattr(fold, part):
+                raise DataError(f"split {name}: the {part} set of fold {k} would be empty "
+                                f"({numbers.size} records for {n_folds} folds)")
+    return Split(name, tuple(folds), split_properties(n_folds, tv, seed, has_holdout(name)),
+                 tuple(holdout.tolist()))
+
+
+def load_split(directory: Path) -> Split:
+    """A split stored in the reference layout, used as it is."""
+    folds = []
+    k = 0
+    while (directory / f"test{k}.json").exists():
+        parts = [_read_ids(directory / f"{part}{k}.json") for part in ("train", "valid", "test")]
+        for part, ids in zip(("train", "valid", "test"), parts, strict=True):
+            if not ids:
+                raise DataError(f"{directory / f'{part}{k}.json'}: the {part} set of fold {k} is empty")
+        folds.append(Fold(*parts))
+        k += 1
+    if not folds:
+        raise DataError(f"{directory}: no test0.json, not a split folder")
+    props_path = directory / "properties.json"
+    try:
+        properties = json.loads(props_path.read_text()) if props_path.exists() else {}
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{props_path}: unreadable split properties ({exc})") from None
+    if not isinstance(properties, dict):
+        raise DataError(f"{props_path}: expected a JSON object")
+    holdout = _read_ids(directory / "holdout.json") if (directory / "holdout.json").exists() else ()
+    return Split(directory.name, tuple(folds), properties, holdout)
+
+
+def write_split(split: Split, directory: Path) -> None:
+    """Write a split in the reference layout (atomically per file)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    files = {"properties.json": split.properties}
+    if split.holdout:
+        files["holdout.json"] = list(split.holdout)
+    for k, fold in enumerate(split.folds):
+        files.update({f"train{k}.json": list(fold.train), f"valid{k}.json": list(fold.valid),
+                      f"test{k}.json": list(fold.test)})
+    for fname, content in files.items():
+        tmp = directory / f".{fname}.tmp"
+        tmp.write_text(json.dumps(content, indent=4 if fname == "properties.json" else None,
+                                  sort_keys=True))
+        os.replace(tmp, directory / fname)
+
+
+def resolve_split(dataset_dir: str | Path, name: str, numbers, labels, persist: bool = False,
+                  generate: Callable[[], Split] | None = None) -> Split:
+    """The stored split if `<dataset>/splits/<name>/` exists, else the generated one.
+
+    numbers are the dataset's record ids; generate makes the split when
+    none is stored (default: the CinC 2017 stratified split of numbers and
+    integer labels).
+
+    With persist, a generated split is written there when the dataset folder
+    is writable; a read-only dataset (like a shared sample) is left untouched.
+    """
+    directory = Path(dataset_dir) / "splits" / name
+    if (directory / "test0.json").exists():
+        split = load_split(directory)
+        _check_covers(split, set(_plain(n) for n in numbers), directory)
+        return split
+    try:
+        split = generate() if generate is not None else generate_split(numbers, labels, name)
+    except DataError as exc:  # the generators know the records, not the folder: name it
+        raise DataError(f"dataset {dataset_dir}: {exc}") from None
+    if persist and writable(Path(dataset_dir)):
+        write_split(split, directory)
+    return split
+
+
+def _check_covers(split: Split, numbers: set[int], directory: Path) -> None:
+    missing = set(split.holdout) - numbers
+    if missing:
+        raise DataError(f"{directory}/holdout.json: {len(missing)} record(s) not in the dataset, "
+                        f"e.g. {sorted(missing)[:5]}")
+    for k, fold in enumerate(split.folds):
+        for part in ("train", "valid", "test"):
+            missing = set(getattr(fold, part)) - numbers
+            if missing:
+                raise DataError(
+                    f"{directory}/{part}{k}.json: {len(missing)} record(s) not in the dataset, "
+                    f"e.g. {sorted(missing)[:5]}"
+                )
+
+
+def writable(path: Path) -> bool:
+    """Whether we may write into a folder; os.access is always true for root, so mode bits count too."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return False
+    return os.access(path, os.W_OK) and bool(mode & stat.S_IWUSR)
+
+
+def _plain(record_id) -> RecordId:
+    return record_id if isinstance(record_id, str) else int(record_id)
+
+
+def _read_ids(path: Path) -> tuple[RecordId, ...]:
+    try:
+        ids = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path}: unreadable split file ({exc})") from None
+    if not isinstance(ids, list) or not (all(isinstance(i, int) for i in ids) or all(isinstance(i, str) for i in ids)):
+        raise DataError(f"{path}: expected a JSON list of record numbers or of record names")
+    return tuple(ids)
+
+
+def _stratified(numbers: np.ndarray, labels: np.ndarray, rel_size: list[int], seed: int) -> list[np.ndarray]:
+    """Per class: seeded shuffle, cut into sum(rel_size) chunks, deal them out."""
+    per_class = [_split_set(numbers[labels == cls], rel_size, seed) for cls in np.unique(labels)]
+    return [np.sort(np.concatenate([parts[j] for parts in per_class])) for j in range(len(rel_size))]
+
+
+def _split_set(inset: np.ndarray, rel_size: list[int], seed: int) -> list[np.ndarray]:
+    rel_size = _div_by_gcd(rel_size)
+    inset = np.array(inset, dtype=int)
+    # The legacy global-state generator, as np.random.seed + shuffle in the reference.
+    np.random.RandomState(seed).shuffle(inset)
+    chunks = np.array_split(inset, sum(rel_size))
+    # Every part gets one chunk first, then the bigger parts take the rest in order.
+    out: list[list[np.ndarray]] = [[chunks[j]] for j in range(len(rel_size))]
+    index = len(rel_size)
+    for j, size in enumerate(rel_size):
+        out[j].extend(chunks[index:index + size - 1])
+        index += size - 1
+    return [np.sort(np.concatenate(parts)).astype(int) for parts in out]
+
+
+def _div_by_gcd(values: list[int]) -> list[int]:
+    gcd = reduce(math.gcd, values)
+    return [v // gcd for v in values]

@@ -1,0 +1,1 @@
+"""Hand-made ECG features (rhythm, morphology, signal quality) for the gradient-boosted models."""

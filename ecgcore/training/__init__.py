@@ -1,0 +1,1 @@
+"""Training one task: the epoch loops, optimisers, losses, boosting, stacking, pretraining."""

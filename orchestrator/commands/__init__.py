@@ -1,0 +1,1 @@
+"""The CLI's command functions: each takes plain options, never argparse."""

@@ -1,0 +1,236 @@
+"""The `submit` command: job file -> validated tasks -> Ray Tune -> fold logs.
+
+Everything that can be checked without Ray is checked first (job and model
+files, dataset records and labels, the split, the log folder), so a mistake
+exits with code 2 before Ray starts and before anything is written under
+log/. `--dry-run` stops after printing the task table.
+
+`--resume` (or the `resume` command) continues an interrupted submit of the
+same job file: folds whose scores.json holds this configuration's result
+are not run again, the others continue from their checkpoints (Tune's
+Tuner.restore), and a fold folder written by a changed model file is
+refused. Each job folder is locked while a submit writes it. SIGTERM stops
+a submit the way Ctrl-C does: Tune saves its state, so `resume` can continue.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ecgcore.config.schema import ConfigError
+from ecgcore.config.task import Task
+from ecgcore.errors import ProjectError
+from ecgcore.models.hybrid import part_models
+from orchestrator.config.jobs import NamedJob, check_kinds, load_jobs, load_model_files, model_path, parse_model
+from orchestrator.config.search import describe_search, expand_variants
+from orchestrator.config.settings import Settings, with_settings
+from orchestrator.logdir.reader import SCORES, FoldDir
+from orchestrator.logdir.runstate import JobLocks, check_unchanged, finished
+from orchestrator.plan.datasets import SharedData, prepare_data
+from orchestrator.plan.expand import DEFAULTS, Overrides, expand, task_table
+from orchestrator.plan.provenance import provenance
+from orchestrator.run.rayjob import is_jobs_address, submit_as_ray_job
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+@dataclass(frozen=True, kw_only=True)
+class SubmitOptions:
+    job_file: str
+    models_dir: str | None = None  # default: models/ beside the job file's folder
+    log_dir: str = DEFAULTS.log_root
+    overrides: Overrides = field(default_factory=Overrides)
+    address: str | None = None
+    max_concurrent: int | None = None
+    dry_run: bool = False
+    resume: bool = False
+    storage_path: str | None = None  # Tune's experiment and checkpoints (default: <log>/.tune)
+    quiet: bool = False  # no progress until the closing summary (CI logs)
+    dashboard_host: str = DEFAULTS.dashboard_host
+    dashboard_port: int | None = DEFAULTS.dashboard_port
+    settings: Settings = DEFAULTS  # fills what the job files leave open
+
+
+def default_models_dir(job_file: str | Path) -> Path:
+    return Path(job_file).resolve().parent.parent / "models"
+
+
+def plan(opts: SubmitOptions, root: Path):
+    """Load and validate the job file and its models, search variants expanded; return (jobs, tasks)."""
+    jobs = with_settings(load_jobs(opts.job_file), opts.settings)
+    files = load_model_files(jobs, opts.models_dir or default_models_dir(opts.job_file))
+    jobs = expand_variants(jobs, {n: list(f.spaces) for n, f in files.items()}, {n: f.raw for n, f in files.items()},
+                           parse_model)
+    models = {n: f.config for n, f in files.items()}
+    check_kinds(jobs, models)
+    tasks = expand(jobs, models, Path(opts.log_dir), root, opts.overrides)
+    return jobs, tasks
+
+
+def check_init_checkpoints(tasks: list[Task]) -> None:
+    """A fine-tuning task needs its pre-trained fold finished before this submit starts; a stacked model's
+    deep part taken from another job must come from the same split (else the stack's test fold was trained on)."""
+    for task in tasks:
+        if not task.init_checkpoint:
+            continue
+        if not Path(task.init_checkpoint).is_file():
+            raise ProjectError(f"{task.task_id}: init_from of model {task.model_file!r} needs "
+                               f"{task.init_checkpoint}, which does not exist (run that job first)")
+        if part_models(task.model):
+            split = (FoldDir(Path(task.init_checkpoint).parent).scores() or {}).get("split")
+            if split != task.split:
+                raise ProjectError(f"{task.task_id}: the deep part's fold {task.init_checkpoint} was trained on "
+                                   f"split {split or '(unfinished fold)'}, this job runs {task.split}: the stack "
+                                   "would be tested on records its deep part trained on")
+
+
+def fold_paths(jobs: list[NamedJob]) -> dict[tuple[str, int], tuple[str, str]]:
+    """(job, fold) -> (job file, JSON path of the fold id): a fold the data lacks is named in the job file."""
+    return {(job.name, cvid): (job.file, f"$.{job.job_name}.cvids[{i}]")
+            for job in jobs for i, cvid in enumerate(job.config.cvids)}
+
+
+def check_architectures(tasks: list[Task], shared: SharedData, models_dir: str | Path) -> None:
+    """Build each distinct network once on torch's meta device (no memory, no weights), before Ray starts.
+
+    An architecture's own rules on its parameters and inputs (ResNet1d's odd kernel and window length,
+    SEResNet18's stride, ...) are checked when it is built; here they fail once, naming the model file,
+    instead of in every trial.
+    """
+    import torch
+
+    from ecgcore.data.pipeline import pipeline_for
+    from ecgcore.models import create_model
+    from ecgcore.tracks import track_for
+
+    seen = set()
+    for task in tasks:
+        key = (task.model, shared.key_of[task.task_id], task.challenge)
+        if key in seen:
+            continue
+        seen.add(key)
+        inputs = pipeline_for(task.model, shared.records[key[1]]).inputs
+        try:
+            with torch.device("meta"):
+                create_model(task.model, inputs, len(track_for(task.challenge).class_names))
+        except ProjectError as exc:
+            file = model_path(models_dir, task.model_file, "", "")
+            raise ConfigError(file, "$.model_parameters", str(exc)) from None
+
+
+def check_log_dir(log_dir: Path) -> None:
+    try:
+        log_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ProjectError(f"log folder {log_dir}: cannot create it ({exc.strerror})") from None
+    probe = log_dir / ".write-probe"
+    try:
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise ProjectError(f"log folder {log_dir}: not writable ({exc.strerror})") from None
+
+
+def submit(opts: SubmitOptions, say: Callable[[str], None] = print) -> int:
+    root = Path.cwd()
+    jobs, tasks = plan(opts, root)
+    if opts.dry_run:
+        say(task_table(tasks, jobs, opts.overrides))
+        for line in describe_search(jobs):
+            say(line)
+        return 0
+    if is_jobs_address(opts.address):  # checked here; run there, where the data and log paths are
+        return submit_as_ray_job(opts, tasks, root, say)
+    check_init_checkpoints(tasks)
+    for data_dir in sorted({t.data_dir for t in tasks}):
+        if not Path(data_dir).is_dir():  # before anything is written under log/
+            raise ProjectError(f"dataset folder {data_dir} does not exist")
+    log_dir = (root / opts.log_dir).resolve()
+    check_log_dir(log_dir)
+    shared = prepare_data(tasks, log_dir / ".cache", say, fold_paths(jobs))
+    check_architectures(tasks, shared, opts.models_dir or default_models_dir(opts.job_file))
+    with JobLocks([Path(t.out_dir).parent for t in tasks], opts.job_file):
+        done = prepare_folds(tasks, opts.resume, say)
+        return _run(opts, jobs, tasks, log_dir, done, shared, say)
+
+
+def prepare_folds(tasks: list[Task], resume: bool, say: Callable[[str], None]) -> set[str]:
+    """Resume: check every fold folder and return the finished folds. Fresh: forget earlier results."""
+    if not resume:
+        for task in tasks:
+            (Path(task.out_dir) / SCORES).unlink(missing_ok=True)
+        return set()
+    for task in tasks:
+        check_unchanged(task)
+    done = {t.task_id for t in tasks if finished(t)}
+    say(f"resume: {len(done)} of {len(tasks)} fold(s) finished earlier; running the other {len(tasks) - len(done)}")
+    return done
+
+
+def _run(opts: SubmitOptions, jobs, tasks: list[Task], log_dir: Path, done: set[str], shared: SharedData,
+         say) -> int:
+    from orchestrator.run import driver  # imports Ray: only when something will run
+
+    if opts.dashboard_host not in LOOPBACK:
+        say(f"warning: the Ray dashboard will listen on {opts.dashboard_host}: its API runs code on this "
+            "machine for anyone who reaches the port with the token (~/.ray/auth_token). Keep it on 127.0.0.1 "
+            "and use an SSH tunnel unless the network is yours.")
+    url = driver.connect(opts.address, opts.dashboard_host, opts.dashboard_port,
+                        quiet_workers=opts.quiet or sys.stdout.isatty())
+    if url:
+        say(f"Ray dashboard: {url} (token authentication is on: open it with the token in ~/.ray/auth_token; "
+            "REST calls need 'Authorization: Bearer <token>')")
+    nodes = driver.alive_nodes()
+    if nodes > 1 and not opts.storage_path:
+        raise ProjectError(
+            f"the Ray cluster has {nodes} nodes, and trials on other nodes cannot reach {log_dir}/.tune on this one: "
+            "pass --storage-path with a folder on storage every node mounts (NFS, ...) or a URI (s3://..., "
+            "gs://...) for Tune's checkpoints, and keep --log-dir on shared storage too (trials write the fold "
+            "folders there)")
+    say(f"submitting {len(tasks)} task(s); TensorBoard: tensorboard --logdir {log_dir}")
+    started = time.monotonic()
+    previous = signal.signal(signal.SIGTERM, _as_interrupt) if _main_thread() else None
+    try:
+        outcomes = driver.run_tasks(tasks, jobs, opts.overrides, log_dir, provenance(), opts.max_concurrent,
+                                   experiment=driver.experiment_name(opts.job_file, tasks), resume=opts.resume,
+                                   storage_path=opts.storage_path, quiet=opts.quiet, shared=shared)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+    return _report(outcomes, done, time.monotonic() - started, log_dir, say)
+
+
+def _report(outcomes, done: set[str], elapsed: float, log_dir: Path, say) -> int:
+    """One line per task, a closing count; exit 1 when a fold failed (stopped by a scheduler is no failure)."""
+    failed = [o for o in outcomes if not o.ok and not o.stopped]
+    for o in outcomes:
+        if o.stopped:
+            status = f"stopped early by the scheduler after epoch {o.epoch}"
+        elif not o.ok:
+            status = f"FAILED: {o.error}"
+        else:
+            status = "pre-trained" if o.test_score is None else f"test score {o.test_score:.3f}"
+        status += " (finished earlier)" if o.skipped or o.task_id in done else ""
+        say(f"  {o.task_id:<40} {status}")
+    stopped = sum(o.stopped for o in outcomes)
+    say(f"{sum(o.ok for o in outcomes)}/{len(outcomes)} task(s) finished"
+        f"{f', {stopped} stopped by the scheduler' if stopped else ''} in "
+        f"{elapsed:.0f} s; results under {log_dir}")
+    return 1 if failed else 0
+
+
+def _as_interrupt(signum, frame) -> None:
+    """SIGTERM as Ctrl-C: Tune stops the trials and saves the experiment for `resume`."""
+    os.kill(os.getpid(), signal.SIGINT)
+
+
+def _main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()

@@ -1,0 +1,188 @@
+"""Job and model files: the typed job schema and the loaders for both.
+
+A job file is an object keyed by job name; each job names a model file in
+models/ and the folds to run. Everything is validated here, before Ray
+starts: unknown keys, wrong types, unknown architectures, missing model
+files, fold ids outside the split and unsafe job names each raise one
+ConfigError naming the file and the JSON path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ecgcore.challenges import CHALLENGES, MULTILABEL_YEARS
+from ecgcore.config import modelfile
+from ecgcore.config.model import ModelConfig, spec
+from ecgcore.config.schema import ConfigError, check_name, load_dataclass, read_document
+from ecgcore.data.splits import split_folds
+from ecgcore.errors import ProjectError
+from ecgcore.models import get_architecture
+from orchestrator.config.search import check_spaces, find_spaces, substitute
+
+
+@dataclass(frozen=True)
+class SchedulerConfig:
+    type: str = spec("asha", "asha: at each rung, stop the trials whose validation score falls behind",
+                     choices=("asha",))
+    grace_period: int = spec(1, "epochs every trial runs before it may be stopped", min=1)
+    reduction_factor: float = spec(3.0, "keep the best 1/reduction_factor of the trials at each rung", min=1.01)
+
+
+@dataclass(frozen=True)
+class JobConfig:
+    model: str = spec(None, "model file in models/, without .json", required=True)
+    split: str = spec(None, "split_<folds>_<tv>_<seed>", required=True)
+    cvids: tuple[int, ...] = spec(None, "fold ids to run", required=True, min=0)
+    description: str = spec("", "free text")
+    log_en: bool = spec(True, "write TensorBoard events")
+    log_test_score: bool = spec(True, "score the test fold at every validation (hotlog, TensorBoard)")
+    data: str | None = spec(None, "dataset folder (default: submit --data, else data/training2017)")
+    cpus_per_task: float | None = spec(None, "CPUs per fold (default 1)", min=0.01)
+    gpus_per_task: float | None = spec(None, "GPUs per fold (default: 1 if the cluster has GPUs)", min=0.0)
+    max_concurrent: int | None = spec(None, "this job's folds (and variants) running at once, at most "
+                                            "(default: as many as the resources allow; submit --max-concurrent "
+                                            "caps all jobs together)", min=1)
+    max_retries: int = spec(2, "times Ray retries a failed fold, from its last checkpoint", min=0)
+    challenge: int = spec(2017, "labels, classes and metric: 2017 (REFERENCE.csv, N/A/O/~, F1 score) or "
+                                "2020/2021 (the scored SNOMED CT codes of #Dx, the challenge metric)",
+                          choices=CHALLENGES)
+    num_samples: int = spec(1, "draws per grid point when the model file has choice/uniform/loguniform/randint "
+                               "values (see orchestrator/search.py)", min=1)
+    scheduler: SchedulerConfig | None = spec(None, "a Tune trial scheduler for the job's folds and variants")
+    kind: str = spec("classify", "classify, or pretrain: self-supervised pre-training of the model's "
+                                 "encoder (see the model file's pretraining section)",
+                     choices=("classify", "pretrain"))
+
+
+@dataclass(frozen=True)
+class NamedJob:
+    name: str
+    config: JobConfig
+    file: str
+    model: ModelConfig | None = None  # a search variant's own model (None: the model file's)
+    variant: dict | None = None  # a search variant's values by JSON path
+    space: tuple[str, ...] = ()  # a search variant's spaces, described (dry run)
+    origin: str | None = None  # a search variant's job name in the job file
+
+    @property
+    def job_name(self) -> str:
+        """The name in the job file (a variant's job, not the variant)."""
+        return self.origin or self.name
+
+
+@dataclass(frozen=True)
+class ModelFile:
+    """A loaded model file: its config (every space at its first value), JSON, and search spaces."""
+
+    config: ModelConfig
+    raw: dict
+    spaces: tuple
+
+
+def load_jobs(file: str | Path) -> list[NamedJob]:
+    """All jobs of a job file, in file order."""
+    data = read_document(Path(file))
+    if not isinstance(data, dict) or not data:
+        raise ConfigError(file, "$", "expected an object of jobs keyed by job name")
+    jobs = []
+    for name, body in data.items():
+        check_name(name, file, f"$.{name}", "job name")
+        job = load_dataclass(JobConfig, body, file, f"$.{name}")
+        check_name(job.model, file, f"$.{name}.model", "model name")
+        try:
+            n_folds = split_folds(job.split)
+        except ProjectError as exc:
+            raise ConfigError(file, f"$.{name}.split", str(exc)) from None
+        if n_folds is None and job.challenge not in MULTILABEL_YEARS:
+            raise ConfigError(file, f"$.{name}.split", "leave-source-out needs the 12-lead data (challenge 2020/2021)")
+        for i, cvid in enumerate(job.cvids):
+            if n_folds is not None and cvid >= n_folds:
+                raise ConfigError(file, f"$.{name}.cvids[{i}]",
+                                  f"fold {cvid} is outside {job.split} (folds 0..{n_folds - 1})")
+        if len(set(job.cvids)) != len(job.cvids):
+            raise ConfigError(file, f"$.{name}.cvids", "a fold id is listed twice")
+        jobs.append(NamedJob(name, job, str(file)))
+    return jobs
+
+
+def parse_model(data, file, root: str = "$") -> ModelConfig:
+    """A model file's content; a stacked model's parts may be named by model file (beside this one)."""
+    return modelfile.parse_model(data, file, root, resolve_part=_part_file)
+
+
+def _part_file(name: str, file, path: str) -> ModelConfig:
+    return load_model(Path(file).parent, name, file, path)
+
+
+def load_model(models_dir: str | Path, name: str, job_file, job_path: str) -> ModelConfig:
+    """A model file's config (every search space at its first value)."""
+    return load_model_file(models_dir, name, job_file, job_path).config
+
+
+def model_path(models_dir: str | Path, name: str, job_file, job_path: str) -> Path:
+    """models/<name>.json, .yaml or .yml: exactly one of them."""
+    found = [p for p in (Path(models_dir) / f"{name}{suffix}" for suffix in (".json", ".yaml", ".yml"))
+             if p.is_file()]
+    if not found:
+        raise ConfigError(job_file, job_path, f"model file {Path(models_dir) / name}.json (or .yaml) does not exist")
+    if len(found) > 1:
+        raise ConfigError(job_file, job_path, f"model {name!r} is ambiguous: {', '.join(map(str, found))}")
+    return found[0]
+
+
+def load_model_file(models_dir: str | Path, name: str, job_file, job_path: str) -> ModelFile:
+    path = model_path(models_dir, name, job_file, job_path)
+    raw = read_document(path)
+    spaces = find_spaces(raw, path)
+    if spaces:
+        check_spaces(raw, spaces, path, parse_model)
+    config = parse_model(substitute(raw, {s.path: s.candidates()[0] for s in spaces}), path)
+    return ModelFile(config, raw, tuple(spaces))
+
+
+def load_model_files(jobs: list[NamedJob], models_dir: str | Path) -> dict[str, ModelFile]:
+    """Every model file the jobs name, each loaded once."""
+    files: dict[str, ModelFile] = {}
+    for job in jobs:
+        if job.config.model not in files:
+            files[job.config.model] = load_model_file(models_dir, job.config.model, job.file,
+                                                      f"$.{job.name}.model")
+    return files
+
+
+def load_models(jobs: list[NamedJob], models_dir: str | Path) -> dict[str, ModelConfig]:
+    """The config of every model file the jobs name (a search space at its first value)."""
+    return {name: f.config for name, f in load_model_files(jobs, models_dir).items()}
+
+
+def check_kinds(jobs: list[NamedJob], models: dict[str, ModelConfig]) -> None:
+    """Job x model rules: pre-training needs a signal encoder; the loss and leads must fit the track."""
+    schedulers = {job.config.scheduler for job in jobs if job.config.scheduler is not None}
+    if len(schedulers) > 1:
+        raise ConfigError(jobs[0].file, "$", "jobs of one submit share one Tune scheduler; these differ")
+    for job in jobs:
+        model = job.model or models[job.config.model]
+        if job.config.scheduler is not None and job.config.kind == "pretrain":
+            raise ConfigError(job.file, f"$.{job.name}.scheduler", "a scheduler ranks validation scores; "
+                                                                   "pre-training has none")
+        input_kind = get_architecture(model.model_name).input
+        if job.config.kind == "pretrain" and input_kind != "signal":
+            raise ConfigError(job.file, f"$.{job.name}.kind",
+                              f"pre-training needs a signal architecture; {model.model_name} takes {input_kind}")
+        loss = model.loss_function_parameters.loss
+        multilabel = job.config.challenge in MULTILABEL_YEARS
+        if loss != "auto" and (loss == "cross_entropy") == multilabel:
+            raise ConfigError(job.file, f"$.{job.name}.model",
+                              f"model {job.config.model!r} has loss {loss!r}, which does not fit challenge "
+                              f"{job.config.challenge} ({'multi' if multilabel else 'single'}-label): use "
+                              f"{'bce, weighted_bce, confusion_bce or challenge' if multilabel else 'cross_entropy'}")
+        stacked = get_architecture(model.model_name).trainer == "stacking"
+        if (input_kind == "features" or stacked) and multilabel:
+            raise ConfigError(job.file, f"$.{job.name}.challenge",
+                              f"model {job.config.model!r} ({model.model_name}) has single-lead CinC 2017 "
+                              f"features and one softmax: it takes challenge 2017, not {job.config.challenge}")
+        if model.preprocessing.leads is not None and not multilabel:
+            raise ConfigError(job.file, f"$.{job.name}.model",
+                              f"model {job.config.model!r} selects leads, but CinC 2017 records have one lead")

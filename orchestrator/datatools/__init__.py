@@ -1,0 +1,1 @@
+"""Dataset utilities: fetch, check, splits and synthetic sets."""

@@ -1,0 +1,38 @@
+"""Small dataset commands: write a split by hand, write a synthetic dataset (CinC 2017 or 12-lead)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ecgcore.data.splits import writable, write_split
+from ecgcore.errors import ProjectError
+from ecgcore.tracks import track_for
+
+
+def split_name(folds: int, tv: int, seed: int, holdout: bool, sources: bool) -> str:
+    if sources:
+        return f"sources_{tv}_{seed}"
+    return f"split_{folds}_{tv}_{seed}" + ("_holdout" if holdout else "")
+
+
+def write_split_command(dataset: str, folds: int, tv: int, seed: int, out: str | None,
+                        holdout: bool = False, challenge: int = 2017, sources: bool = False) -> int:
+    root = Path(dataset)
+    name = split_name(folds, tv, seed, holdout, sources)
+    split = track_for(challenge).split_from_labels(root, name)
+    target = Path(out) if out else root / "splits" / name
+    if not out and not writable(root):
+        raise ProjectError(f"{root} is read-only; write the split elsewhere with --out DIR")
+    if (target / "test0.json").exists():
+        raise ProjectError(f"{target} already holds a split; it is left as it is")
+    write_split(split, target)
+    sizes = [(len(f.train), len(f.valid), len(f.test)) for f in split.folds]
+    held = f", {len(split.holdout)} held out" if split.holdout else ""
+    print(f"{name}: {len(split.folds)} folds (train, valid, test) = {sizes}{held} -> {target}")
+    return 0
+
+
+def synth_command(out: str, records: int, seed: int, challenge: int = 2017) -> int:
+    counts = track_for(challenge).write_synthetic(out, records, seed)
+    print(f"{records} synthetic records ({', '.join(f'{k} {v}' for k, v in counts.items())}) -> {out}")
+    return 0

@@ -1,0 +1,1 @@
+"""The log folder: the fold writer, its reader, run state and plots."""

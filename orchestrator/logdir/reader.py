@@ -1,0 +1,168 @@
+"""Reading the log folder: log/<architecture>/<job>/fold<k>/ (orchestrator.logdir.writer writes it).
+
+Every command that reads results goes through JobDir and FoldDir: the file
+names are declared here once, and so is the year of a run that predates the
+12-lead track (it recorded no challenge: CinC 2017). Reading imports neither
+torch nor Ray, so `status` and `summarize` stay light; `write_json_atomic` is
+here too, for the commands that write a result beside the folds (ensemble.json,
+summary.json) without the fold writer's torch.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+JOB = "job.json"
+MODEL = "model.json"
+SCORES = "scores.json"
+HOTLOG = "hotlog.csv"
+PREDICTIONS = "predictions.csv"
+VALIDATIONS = "validations.jsonl"
+ATTEMPT = "attempt.json"
+ERROR = "error.txt"
+BEST_MODEL = "best_model.pt"
+ENSEMBLE = "ensemble.json"  # in the job folder: the fold models together on the hold-out part
+SUMMARY = "summary.json"  # in the architecture folder: every job's cross-validation scores
+LOCK = ".lock"  # in the job folder while a submit writes it
+
+# A run from before the 12-lead track has no "challenge" in its job.json and scores.json.
+LEGACY_CHALLENGE = 2017
+_FOLD = re.compile(r"^fold(\d+)$")
+
+
+def read_json_or_none(path: Path) -> dict | None:
+    """A JSON file's content; None when it is absent or half-written (a writer was interrupted)."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def write_json_atomic(path: Path, content) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(content, indent=2, sort_keys=False) + "\n")
+    os.replace(tmp, path)
+
+
+@dataclass(frozen=True)
+class FoldDir:
+    """One fold's folder. A fold is finished when its scores.json exists (written last, atomically)."""
+
+    path: Path
+
+    @property
+    def fold(self) -> int | None:
+        match = _FOLD.match(self.path.name)
+        return int(match.group(1)) if match else None
+
+    def file(self, name: str) -> Path:
+        return self.path / name
+
+    @property
+    def finished(self) -> bool:
+        return (self.path / SCORES).exists()
+
+    @property
+    def has_model(self) -> bool:
+        return (self.path / BEST_MODEL).exists()
+
+    def scores(self) -> dict | None:
+        return read_json_or_none(self.path / SCORES)
+
+    def job(self) -> dict:
+        """The resolved job (with its fold id) the fold ran; {} before it started."""
+        return read_json_or_none(self.path / JOB) or {}
+
+    def model(self) -> dict | None:
+        return read_json_or_none(self.path / MODEL)
+
+    def attempt(self) -> dict | None:
+        return read_json_or_none(self.path / ATTEMPT)
+
+    @property
+    def challenge(self) -> int:
+        """The challenge the fold ran for: from scores.json, else job.json, else a pre-12-lead run's 2017."""
+        for content in (self.scores(), self.job()):
+            if content and "challenge" in content:
+                return int(content["challenge"])
+        return LEGACY_CHALLENGE
+
+    def kind(self) -> str:
+        """classify or pretrain."""
+        for content in (self.scores(), self.job()):
+            if content and "kind" in content:
+                return content["kind"]
+        return "classify"
+
+    def hotlog(self) -> list[dict]:
+        """The validation rows as written (strings); [] before the first validation."""
+        try:
+            with open(self.path / HOTLOG, newline="") as fh:
+                return list(csv.DictReader(fh))
+        except OSError:
+            return []
+
+    def error_lines(self) -> list[str] | None:
+        """The non-empty lines of the failed attempt's trace; None when the fold has not failed."""
+        path = self.path / ERROR
+        if not path.exists():
+            return None
+        return [line for line in path.read_text().splitlines() if line.strip()]
+
+
+@dataclass(frozen=True)
+class JobDir:
+    """One job's folder: its fold folders, its ensemble result, its lock."""
+
+    path: Path
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def architecture(self) -> str:
+        return self.path.parent.name
+
+    def folds(self) -> list[FoldDir]:
+        """Every fold folder, by fold id."""
+        if not self.path.is_dir():
+            return []
+        folds = [FoldDir(d) for d in self.path.iterdir() if d.is_dir() and _FOLD.match(d.name)]
+        return sorted(folds, key=lambda f: f.fold)
+
+    def finished_folds(self) -> list[FoldDir]:
+        return [f for f in self.folds() if f.finished]
+
+    def expected_folds(self) -> list[int]:
+        """The fold ids the job asks for (its folds' job.json cvids), started or not."""
+        return sorted({int(k) for f in self.folds() for k in f.job().get("cvids", [])})
+
+    def ensemble(self) -> dict | None:
+        return read_json_or_none(self.path / ENSEMBLE)
+
+    def lock_holder(self) -> dict | None:
+        return read_json_or_none(self.path / LOCK)
+
+
+def job_dirs(log_dir: Path, architecture: str) -> list[JobDir]:
+    """The job folders of one architecture, by name."""
+    arch_dir = log_dir / architecture
+    return [JobDir(p) for p in sorted(arch_dir.iterdir()) if p.is_dir()] if arch_dir.is_dir() else []
+
+
+def architectures(log_dir: Path) -> list[str]:
+    """The architectures with a folder under log_dir (not Tune's .tune nor the data .cache)."""
+    if not log_dir.is_dir():
+        return []
+    return sorted(p.name for p in log_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def all_folds(log_dir: Path) -> list[FoldDir]:
+    """Every fold folder under log_dir, by architecture, job and fold."""
+    return [fold for arch in architectures(log_dir) for job in job_dirs(log_dir, arch) for fold in job.folds()]

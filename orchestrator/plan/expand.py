@@ -1,0 +1,114 @@
+"""Jobs x folds -> Tasks: a pure function, previewed by `submit --dry-run`.
+
+No I/O, no Ray: the same jobs, models and options always give the same
+tasks in the same order with the same ids. As in the reference queue, folds
+are interleaved across jobs (fold 0 of every job, then fold 1, ...) so every
+job has a first result early.
+"""
+
+from __future__ import annotations
+
+import math
+import os.path
+from dataclasses import dataclass
+from pathlib import PurePath
+
+from ecgcore.config.model import ModelConfig
+from ecgcore.config.task import Task
+from orchestrator.config.jobs import NamedJob
+from orchestrator.config.settings import Settings
+from orchestrator.logdir.reader import BEST_MODEL
+
+DEFAULTS = Settings()  # where neither the command line, the job nor a settings file gives a value
+
+
+@dataclass(frozen=True)
+class Overrides:
+    """Command-line values; each wins over the job file's."""
+
+    data: str | None = None
+    max_epochs: int | None = None
+    cpus_per_task: float | None = None
+    gpus_per_task: float | None = None
+    time_limit_s: float | None = None
+
+
+def fold_dir(log_dir: PurePath, architecture: str, job: str, fold: int) -> PurePath:
+    return log_dir / architecture / job / f"fold{fold}"
+
+
+def expand(jobs: list[NamedJob], models: dict[str, ModelConfig], log_dir: PurePath,
+           root: PurePath, overrides: Overrides = Overrides()) -> list[Task]:
+    """One Task per job x cvid; relative paths are resolved against root."""
+    tasks = []
+    rounds = max((len(j.config.cvids) for j in jobs), default=0)
+    for i in range(rounds):
+        for job in jobs:
+            if i < len(job.config.cvids):
+                tasks.append(_task(job, job.config.cvids[i], job.model or models[job.config.model],
+                                   log_dir, root, overrides))
+    return tasks
+
+
+def _task(job: NamedJob, fold: int, model: ModelConfig, log_dir: PurePath, root: PurePath,
+          overrides: Overrides) -> Task:
+    arch = model.model_name
+    data = overrides.data or job.config.data or DEFAULTS.data_root
+    max_epochs = model.training_parameters.max_epochs
+    if overrides.max_epochs is not None:
+        max_epochs = min(max_epochs, overrides.max_epochs)
+    return Task(
+        task_id=f"{arch}/{job.name}/fold{fold}",
+        job=job.name,
+        fold=fold,
+        model_file=job.config.model,
+        model=model,
+        data_dir=os.path.normpath(root / data),
+        split=job.config.split,
+        out_dir=os.path.normpath(root / fold_dir(log_dir, arch, job.name, fold)),
+        max_epochs=max_epochs,
+        log_en=job.config.log_en,
+        log_test_score=job.config.log_test_score,
+        threads=max(1, math.floor(_cpus(job, overrides))),
+        challenge=job.config.challenge,
+        kind=job.config.kind,
+        init_checkpoint=None if model.init_from is None else
+        os.path.normpath(root / log_dir / model.init_from / f"fold{fold}" / BEST_MODEL),
+        time_limit_s=overrides.time_limit_s,
+    )
+
+
+def resources(job: NamedJob, overrides: Overrides, cluster_gpus: float) -> dict[str, float]:
+    """Ray resources of one of the job's tasks; GPUs default to 1 where the cluster has any."""
+    gpus = overrides.gpus_per_task
+    if gpus is None:
+        gpus = job.config.gpus_per_task
+    if gpus is None:
+        gpus = 1.0 if cluster_gpus > 0 else 0.0
+    return {"cpu": float(_cpus(job, overrides)), "gpu": float(gpus)}
+
+
+def _cpus(job: NamedJob, overrides: Overrides) -> float:
+    for value in (overrides.cpus_per_task, job.config.cpus_per_task):
+        if value is not None:
+            return value
+    return DEFAULTS.cpus_per_task
+
+
+def task_table(tasks: list[Task], jobs: list[NamedJob], overrides: Overrides) -> str:
+    """The dry-run preview: one line per task."""
+    by_name = {j.name: j for j in jobs}
+    w_id = max([len("task id"), *(len(t.task_id) for t in tasks)])
+    w_model = max([len("model"), *(len(t.model_file) for t in tasks)])
+    w_split = max([len("split"), *(len(t.split) for t in tasks)])
+    header = (f"{'#':>3}  {'task id':<{w_id}} {'model':<{w_model}} {'split':<{w_split}} {'epochs':>6} "
+              f"{'cpu':>4} {'gpu':>4}  data")
+    lines = [header]
+    for i, t in enumerate(tasks):
+        res = resources(by_name[t.job], overrides, cluster_gpus=0)
+        gpu = "auto" if by_name[t.job].config.gpus_per_task is None and overrides.gpus_per_task is None \
+            else f"{res['gpu']:g}"
+        lines.append(f"{i:>3}  {t.task_id:<{w_id}} {t.model_file:<{w_model}} {t.split:<{w_split}} "
+                     f"{t.max_epochs:>6} {res['cpu']:>4g} {gpu:>4}  {t.data_dir}")
+    lines.append(f"{len(tasks)} task(s) from {len(jobs)} job(s)")
+    return "\n".join(lines)

@@ -1,0 +1,119 @@
+"""The trial worker: one fold of one job inside a Ray Tune trial.
+
+Each trial gets its task as a plain dict (visible in the dashboard and in
+params.json), rebuilds the Task, and calls ecgcore's `train_task` with a
+FoldLog that also reports every validation to Tune, with a `tune.Checkpoint`
+of the training state. A failed trial is retried by Tune from its last
+checkpoint: `tune.get_checkpoint()` gives the state back, the fold log drops
+the rows after it, and training continues. Every path is absolute because
+trials run in their own cwd.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from pathlib import Path
+
+import ray
+import torch
+from ray import tune
+
+from ecgcore.config.modelfile import task_from_dict
+from ecgcore.config.task import Task
+from ecgcore.io.cache import read_records
+from ecgcore.training.train import train_task
+from orchestrator.logdir.reader import FoldDir
+from orchestrator.logdir.runstate import finished
+from orchestrator.logdir.writer import FoldLog
+
+
+def node_id() -> str:
+    return ray.get_runtime_context().get_node_id()
+
+
+class TuneFoldLog(FoldLog):
+    """FoldLog that also reports each validation to Ray Tune, with a checkpoint to retry from.
+
+    fault (tests only, never set by the CLI): {"raise_at_epoch": N, "marker": path} raises once,
+    after the row of validation N is written, to exercise a retry.
+    """
+
+    def __init__(self, task, job, provenance, fault: dict | None = None):
+        super().__init__(task, job, provenance)
+        self.fault, self.row = fault, None
+
+    def open(self, resume: dict | None = None) -> None:
+        super().open(resume, attempt_extra={"ray_node_id": node_id()})
+
+    def on_validation(self, row: dict) -> None:
+        super().on_validation(row)
+        self.row = {k: v for k, v in row.items() if not isinstance(v, dict)}
+        if self.fault and row["epoch"] == self.fault["raise_at_epoch"] and not Path(self.fault["marker"]).exists():
+            Path(self.fault["marker"]).write_text("raised once")
+            raise RuntimeError(f"injected fault at validation {row['epoch']}")
+
+    def on_checkpoint(self, state: dict) -> None:
+        with tempfile.TemporaryDirectory() as tmp:
+            torch.save(state, Path(tmp) / CHECKPOINT_FILE)  # EpochLoop.state(): already on the CPU
+            tune.report(self.row, checkpoint=tune.Checkpoint.from_directory(tmp))
+
+
+CHECKPOINT_FILE = "state.pt"
+
+
+def _restored_state() -> dict | None:
+    """The training state of this trial's last checkpoint, when Tune retries it."""
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is None:
+        return None
+    with checkpoint.as_directory() as directory:
+        return torch.load(Path(directory) / CHECKPOINT_FILE, map_location="cpu", weights_only=True)
+
+
+def run_trial(config: dict, shared: dict | None = None) -> None:
+    """Tune function trainable: one fold of one job, continued from its checkpoint on a retry.
+
+    A fold whose scores.json already holds this configuration's result (a
+    resumed submit whose experiment state lagged behind) is reported done
+    without training again; a fresh submit removes those files first.
+    """
+    for name in ("ray.tune", "ray.train"):  # "Checkpoint successfully created" at every validation
+        logging.getLogger(name).setLevel(logging.WARNING)
+    spec = config["spec"]
+    task = task_from_dict(spec["task"])
+    if finished(task):
+        scores = FoldDir(Path(task.out_dir)).scores()
+        tune.report({"epoch": scores["epochs_run"], **_final(task, scores), "fold_done": True, "skipped": True})
+        return
+    resume = _restored_state()
+    log = TuneFoldLog(task, spec["job"], config["provenance"], config.get("fault"))
+    log.open(resume)
+    try:
+        parts = {name: _prepared({"data_key": key, "cache_file": spec["part_files"][name]}, shared)
+                 for name, key in spec.get("part_keys", {}).items()}
+        result = train_task(task, log, resume, _prepared(spec, shared), parts)
+    except BaseException as exc:
+        log.record_error(exc)
+        raise
+    finally:
+        log.close()
+    scores = log.finish(result)
+    tune.report({"epoch": result.epochs_run, **_final(task, scores), "fold_done": True})
+
+
+def _prepared(spec: dict, shared: dict | None):
+    """The task's preprocessed dataset: from the object store, else from the driver's cache file."""
+    key = spec.get("data_key")
+    if key is None:
+        return None
+    if shared and key in shared:
+        return shared[key]
+    return read_records(Path(spec["cache_file"])) if Path(spec["cache_file"]).exists() else None
+
+
+def _final(task: Task, scores: dict) -> dict:
+    if task.kind == "classify":
+        return {"final_test_score": scores["test"]["score"], "final_valid_score": scores["valid"]["score"],
+                "valid_score": scores["valid"]["score"]}
+    return {"final_valid_loss": scores["valid"]["loss"]}

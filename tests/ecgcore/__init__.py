@@ -1,0 +1,1 @@
+"""Tests of ecgcore: readers, data, models, training, metrics (no Ray)."""
