@@ -15,9 +15,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ecgcore.data import augment
-
-from ecgcore.data import preprocess
+from ecgcore.data import augment, preprocess
 
 
 class LazyInputs(Sequence):

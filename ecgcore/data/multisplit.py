@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from ecgcore.errors import DataError
 from ecgcore.data.splits import (
     Fold,
     Split,
@@ -28,6 +27,7 @@ from ecgcore.data.splits import (
     parse_split_name,
     split_properties,
 )
+from ecgcore.errors import DataError
 
 
 def generate_multilabel_split(names, labels: np.ndarray, sources, name: str) -> Split:

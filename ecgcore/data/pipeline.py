@@ -19,15 +19,13 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ecgcore.data import augment
-
-from ecgcore.data import preprocess
 from ecgcore.config.model import ModelConfig
-from ecgcore.errors import DataError
-from ecgcore.data.inputs import EvalInputs, TrainInputs
-from ecgcore.models import InputSpec, get_architecture
-from ecgcore.data.splits import Split
 from ecgcore.config.task import Task
+from ecgcore.data import augment, preprocess
+from ecgcore.data.inputs import EvalInputs, TrainInputs
+from ecgcore.data.splits import Split
+from ecgcore.errors import DataError
+from ecgcore.models import InputSpec, get_architecture
 from ecgcore.tracks import Records, track_for
 
 
