@@ -74,8 +74,8 @@ class HybridStack(nn.Module):
         self.deep = create_model(p.deep, self.deep_pipeline.inputs, n_classes)
         extra = n_classes if p.stacker == "trees" else 0  # the booster's extra inputs: the deep log-probs
         self.booster = create_model(p.features, InputSpec("features", 1, inputs.fs, None, None,
-                                                        self.features_pipeline.inputs.n_features + extra),
-                                  n_classes)
+                                                           self.features_pipeline.inputs.n_features + extra),
+                                    n_classes)
         self.stacker = nn.Linear(2 * n_classes, n_classes)  # used by the logistic stacker only
 
     def part_inputs(self, records: list[np.ndarray]) -> tuple[list[np.ndarray], np.ndarray]:

@@ -129,8 +129,9 @@ def predict_proba(model: nn.Module, pipeline: data.Pipeline, items: LazyInputs, 
 class FoldRun:
     """What every trainer of one fold shares: the task, its data, where and how it runs, since when.
 
-    rng draws the augmentations and batches; started is time.monotonic() when the task began (a
-    resumed run moves it back by the time already spent, so the time limit counts across attempts).
+    rng draws the augmentations and batches; started is time.monotonic() when this attempt began (an
+    epoch loop restored from a checkpoint moves its own copy back by the time already spent, so the time
+    limit counts across attempts).
     """
 
     task: object

@@ -27,7 +27,7 @@ class FoldState:
 
 
 def fold_state(fold: FoldDir) -> FoldState:
-    scores = fold.scores() if fold.finished else None
+    scores = fold.scores()
     if scores is not None:
         if scores.get("kind") == "pretrain":
             return FoldState("done", f"valid loss {scores['valid']['loss']:.4f}")

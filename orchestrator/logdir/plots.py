@@ -78,9 +78,8 @@ def _job_info(folds: dict[int, Path]) -> dict:
     info = {"challenge": None, "kind": "classify", "finished": set()}
     for k, path in folds.items():
         fold = FoldDir(path)
-        for content in (fold.job(), fold.scores() or {}):  # a half-written file counts as absent
-            info["challenge"] = content.get("challenge", info["challenge"])
-            info["kind"] = content.get("kind", info["kind"])
+        info["challenge"] = fold.recorded("challenge") or info["challenge"]  # None: the year is not logged
+        info["kind"] = fold.recorded("kind") or info["kind"]
         if fold.finished:
             info["finished"].add(k)
     return info

@@ -14,7 +14,7 @@ import csv
 import json
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 JOB = "job.json"
@@ -51,9 +51,19 @@ def write_json_atomic(path: Path, content) -> None:
 
 @dataclass(frozen=True)
 class FoldDir:
-    """One fold's folder. A fold is finished when its scores.json exists (written last, atomically)."""
+    """One fold's folder. A fold is finished when its scores.json exists (written last, atomically).
+
+    Each JSON file is read once, when first asked for (the year, the scores and the thresholds all come
+    from scores.json): a FoldDir is a snapshot, so look again with a new one.
+    """
 
     path: Path
+    _read: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def _json(self, name: str) -> dict | None:
+        if name not in self._read:
+            self._read[name] = read_json_or_none(self.path / name)
+        return self._read[name]
 
     @property
     def fold(self) -> int | None:
@@ -72,32 +82,30 @@ class FoldDir:
         return (self.path / BEST_MODEL).exists()
 
     def scores(self) -> dict | None:
-        return read_json_or_none(self.path / SCORES)
+        return self._json(SCORES)
 
     def job(self) -> dict:
         """The resolved job (with its fold id) the fold ran; {} before it started."""
-        return read_json_or_none(self.path / JOB) or {}
+        return self._json(JOB) or {}
 
     def model(self) -> dict | None:
-        return read_json_or_none(self.path / MODEL)
+        return self._json(MODEL)
 
     def attempt(self) -> dict | None:
-        return read_json_or_none(self.path / ATTEMPT)
+        return self._json(ATTEMPT)
+
+    def recorded(self, key: str):
+        """A value the fold's own files record: scores.json's, else job.json's; None where neither has it."""
+        for content in (self.scores(), self.job()):
+            if content and key in content:
+                return content[key]
+        return None
 
     @property
     def challenge(self) -> int:
-        """The challenge the fold ran for: from scores.json, else job.json, else a pre-12-lead run's 2017."""
-        for content in (self.scores(), self.job()):
-            if content and "challenge" in content:
-                return int(content["challenge"])
-        return LEGACY_CHALLENGE
-
-    def kind(self) -> str:
-        """classify or pretrain."""
-        for content in (self.scores(), self.job()):
-            if content and "kind" in content:
-                return content["kind"]
-        return "classify"
+        """The challenge the fold ran for; a run from before the 12-lead track recorded none: 2017."""
+        year = self.recorded("challenge")
+        return LEGACY_CHALLENGE if year is None else int(year)
 
     def hotlog(self) -> list[dict]:
         """The validation rows as written (strings); [] before the first validation."""
