@@ -2,6 +2,8 @@
 # CPU torch is installed first so nothing pulls the multi-GB CUDA build; on a
 # machine without a local torch wheel, pass the CPU index:
 #   make test TORCH_INDEX="--index-url https://download.pytorch.org/whl/cpu"
+# The set-up also installs headless Chromium for the report's browser test when it can
+# (.ci/install-browser; never fails the set-up, the test skips without a browser).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -17,10 +19,11 @@ export RAY_USAGE_STATS_ENABLED := 0
 
 install: $(STAMP)
 
-$(STAMP): setup.cfg pyproject.toml
+$(STAMP): setup.cfg pyproject.toml .ci/install-browser
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet torch==2.13.0 $(TORCH_INDEX)
 	$(BIN)/python -m pip install --quiet -e '.[test]'
+	bash .ci/install-browser
 	touch $(STAMP)
 
 demo: $(STAMP)

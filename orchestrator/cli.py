@@ -27,6 +27,7 @@ def _at_least(minimum: float, kind: type = float, unit: str = ""):
 
 
 _positive_int = _at_least(1, int)
+_non_negative_int = _at_least(0, int)
 _non_negative_float = _at_least(0.0)
 _cpus = _at_least(0.01)  # as the job key cpus_per_task: a trial always runs on some CPU
 _at_least_one_second = _at_least(1.0, unit=" second")
@@ -44,6 +45,10 @@ def build_parser() -> argparse.ArgumentParser:
     _settings_arg(p)
     p.set_defaults(handler=_settings)
     _summarize_args(sub.add_parser("summarize", help="cross-validation scores of every job of an architecture"))
+    _compare_args(sub.add_parser("compare", help="does job B beat job A: paired tests over the same folds and "
+                                                 "records"))
+    _report_args(sub.add_parser("report", help="one self-contained HTML file: CV tables with intervals, "
+                                               "comparisons, plots, provenance"))
 
     p = sub.add_parser("predict", help="classify records with a fold's or a job's models")
     p.add_argument("--run", required=True, help="a fold folder or a job folder under log/")
@@ -120,6 +125,8 @@ def _dataset_commands(sub) -> None:
                    help="2017: REFERENCE.csv labels; 2020/2021: the scored #Dx codes, iterative stratification")
     p.add_argument("--sources", action="store_true",
                    help="12-lead: leave-source-out, one fold per source database (name sources_<tv>_<seed>)")
+    p.add_argument("--repeats", type=_positive_int, default=1,
+                   help="repeated CV: the split with seeds seed..seed+R-1, folds x R folds (name ..._r<R>)")
     p.set_defaults(handler=_split)
 
     p = sub.add_parser("data", help="dataset utilities")
@@ -150,8 +157,37 @@ def _summarize_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", choices=FORMATS, default="table")
     p.add_argument("--plot", action="store_true", help="also write each job's learning curves and summed test "
                                                        "confusion matrix (PNG) beside summary.json")
+    _bootstrap_args(p, "intervals (0: none)")
     _settings_arg(p)
     p.set_defaults(handler=_summarize)
+
+
+def _bootstrap_args(p: argparse.ArgumentParser, what: str, kind=_non_negative_int) -> None:
+    p.add_argument("--resamples", type=kind, default=1000,
+                   help=f"bootstrap resamples of the pooled test records for the {what} (default 1000)")
+    p.add_argument("--seed", type=int, default=0, help="the bootstrap's seed (default 0)")
+
+
+def _compare_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("jobs", nargs="+", metavar="JOB", help="job folders, or ARCH/JOB names under the log folder; "
+                                                          "Δ = later - earlier")
+    p.add_argument("--log-dir")
+    p.add_argument("--per-class", action="store_true", help="12-lead jobs: every class's F1 too")
+    p.add_argument("--json", action="store_true", help="print the comparison as JSON")
+    _bootstrap_args(p, "paired Δ intervals", _positive_int)
+    _settings_arg(p)
+    p.set_defaults(handler=_compare)
+
+
+def _report_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("targets", nargs="+", metavar="ARCH|JOB", help="architectures (every job of each), job "
+                                                                  "folders or ARCH/JOB names")
+    p.add_argument("--out", required=True, help="the HTML file to write")
+    p.add_argument("--screenshot", metavar="PNG", help="also render the report in headless Chromium to this PNG")
+    p.add_argument("--log-dir")
+    _bootstrap_args(p, "intervals")
+    _settings_arg(p)
+    p.set_defaults(handler=_report)
 
 
 def _or(given, setting):
@@ -200,9 +236,27 @@ def _status(args, resolved) -> int:
 
 
 def _summarize(args, resolved) -> int:
-    from orchestrator.commands.summarize import summarize
+    from orchestrator.commands.summarize import Bootstrap, summarize
 
-    print(summarize(_or(args.log_dir, resolved.settings.log_root), args.architecture, args.format, plot=args.plot))
+    print(summarize(_or(args.log_dir, resolved.settings.log_root), args.architecture, args.format, plot=args.plot,
+                    bootstrap=Bootstrap(args.resamples, args.seed)))
+    return 0
+
+
+def _compare(args, resolved) -> int:
+    from orchestrator.commands.compare import CompareOptions
+    from orchestrator.commands.compare_render import compare
+
+    opts = CompareOptions(resamples=args.resamples, seed=args.seed, per_class=args.per_class)
+    print(compare(_or(args.log_dir, resolved.settings.log_root), args.jobs, opts, "json" if args.json else "table"))
+    return 0
+
+
+def _report(args, resolved) -> int:
+    from orchestrator.commands.report import ReportOptions, report
+
+    opts = ReportOptions(resamples=args.resamples, seed=args.seed, screenshot=args.screenshot)
+    print(report(_or(args.log_dir, resolved.settings.log_root), args.targets, args.out, opts))
     return 0
 
 
@@ -228,7 +282,7 @@ def _split(args, resolved) -> int:
     from orchestrator.datatools.generate import write_split_command
 
     return write_split_command(args.dataset, args.folds, args.tv, args.seed, args.out, args.holdout,
-                               args.challenge, args.sources)
+                               args.challenge, args.sources, args.repeats)
 
 
 def _synth(args, resolved) -> int:

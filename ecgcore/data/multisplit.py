@@ -11,7 +11,11 @@ the protocol under which the CinC 2020 entries' scores collapsed (BUT 0.696
 `generate_multilabel_split` turns them into a Split of record names with the
 same parts as the CinC 2017 splits (split_<folds>_<tv>_<seed>[_holdout]:
 test folds of 1/folds, valid 1/tv of the rest; sources_<tv>_<seed>: test on
-one source, valid 1/tv of the other sources' records).
+one source, valid 1/tv of the other sources' records). A repeated split
+split_<folds>_<tv>_<seed>_r<R> is R iterative stratifications, repeat i being
+split_<folds>_<tv>_<seed+i>, its folds numbered i * folds + k (see
+ecgcore.data.splits); leave-source-out has no repeated form, since its test
+folds would be the same sources every time.
 """
 
 from __future__ import annotations
@@ -21,17 +25,21 @@ import numpy as np
 from ecgcore.data.splits import (
     Fold,
     Split,
+    generate_repeats,
     has_holdout,
     is_sources_split,
     parse_sources_name,
     parse_split_name,
     split_properties,
+    split_repeats,
 )
 from ecgcore.errors import DataError
 
 
 def generate_multilabel_split(names, labels: np.ndarray, sources, name: str) -> Split:
     """A split of record names from a (records, classes) bool label matrix and each record's source."""
+    if split_repeats(name) > 1:
+        return generate_repeats(name, lambda base: generate_multilabel_split(names, labels, sources, base))
     names = np.asarray(names, dtype=object)
     labels = np.asarray(labels, dtype=bool)
     if is_sources_split(name):

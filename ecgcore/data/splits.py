@@ -15,6 +15,15 @@ validates or tests on it, so the fold models' ensemble can be scored there.
 Generation follows the reference's algorithm step by step (a seeded shuffle
 per class, then equal chunks), so on the full training2017
 set it reproduces the reference's published split_5_6_14.
+
+Repeated cross-validation: `split_<folds>_<tv>_<seed>_r<R>` (R >= 2) is R
+independent k-fold splits, repeat i being exactly split_<folds>_<tv>_<seed+i>
+(repeat 0 of split_5_6_14_r3 is the reference's split_5_6_14). It is one
+Split of R x folds folds, global fold g = i * folds + k being fold k of
+repeat i, so everything that numbers folds 0..n-1 (cvids, fold<g> folders,
+test<g>.json) needs no change; `repeat_of` maps g back to (i, k). A hold-out
+split has no repeated form (each repeat would hold a different part out), nor
+has leave-source-out (its test folds are the sources in every repeat).
 """
 
 from __future__ import annotations
@@ -33,8 +42,11 @@ import numpy as np
 
 from ecgcore.errors import DataError
 
-SPLIT_NAME = re.compile(r"^split_(\d+)_(\d+)_(\d+)(_holdout)?$")
-SOURCES_NAME = re.compile(r"^sources_(\d+)_(\d+)$")
+# The whole name grammar. A hold-out with repeats (either order) and sources_..._r<R> are
+# matched only so that they are refused with the reason rather than as unknown names.
+SPLIT_NAME = re.compile(r"^split_(?P<folds>\d+)_(?P<tv>\d+)_(?P<seed>\d+)"
+                        r"(?:(?P<holdout>_holdout)|_r(?P<repeats>\d+)|(?P<both>_holdout_r\d+|_r\d+_holdout))?$")
+SOURCES_NAME = re.compile(r"^sources_(?P<tv>\d+)_(?P<seed>\d+)(?P<repeats>_r\d+)?$")
 RecordId = int | str  # a record number (CinC 2017, the reference layout) or a record name (12-lead)
 
 
@@ -55,15 +67,43 @@ class Split:
     holdout: tuple[RecordId, ...] = ()
 
 
-def parse_split_name(name: str) -> tuple[int, int, int]:
-    """(folds, tv, seed) from 'split_<folds>_<tv>_<seed>'."""
+@dataclass(frozen=True)
+class SplitSpec:
+    """A parsed split_... name; folds counts the folds of one repeat, seed is repeat 0's."""
+
+    folds: int
+    tv: int
+    seed: int
+    holdout: bool = False
+    repeats: int = 1
+
+    def repeat_name(self, repeat: int) -> str:
+        """The unrepeated split that repeat `repeat` is."""
+        return f"split_{self.folds}_{self.tv}_{self.seed + repeat}"
+
+
+def split_spec(name: str) -> SplitSpec:
+    """The parts of 'split_<folds>_<tv>_<seed>[_holdout|_r<R>]'."""
     match = SPLIT_NAME.match(name)
     if not match:
-        raise DataError(f"split name {name!r} is not of the form split_<folds>_<tv>_<seed>[_holdout]")
-    folds, tv, seed = (int(g) for g in match.groups()[:3])
+        raise DataError(f"split name {name!r} is not of the form split_<folds>_<tv>_<seed>[_holdout|_r<R>]")
+    folds, tv, seed = int(match["folds"]), int(match["tv"]), int(match["seed"])
     if folds < 2 or tv < 2:
         raise DataError(f"split {name!r}: needs at least 2 folds and tv >= 2")
-    return folds, tv, seed
+    base = f"split_{folds}_{tv}_{seed}"
+    if match["both"]:
+        raise DataError(f"split {name!r}: a hold-out split cannot be repeated, since each repeat would set a "
+                        f"different hold-out set aside; use {base}_holdout or {base}_r<R>")
+    repeats = 1 if match["repeats"] is None else int(match["repeats"])
+    if match["repeats"] is not None and repeats < 2:
+        raise DataError(f"split {name!r}: repeats need R >= 2; use {base} for one repetition")
+    return SplitSpec(folds, tv, seed, bool(match["holdout"]), repeats)
+
+
+def parse_split_name(name: str) -> tuple[int, int, int]:
+    """(folds per repeat, tv, seed of repeat 0) from 'split_<folds>_<tv>_<seed>[_holdout|_r<R>]'."""
+    spec = split_spec(name)
+    return spec.folds, spec.tv, spec.seed
 
 
 def parse_sources_name(name: str) -> tuple[int, int]:
@@ -71,7 +111,10 @@ def parse_sources_name(name: str) -> tuple[int, int]:
     match = SOURCES_NAME.match(name)
     if not match:
         raise DataError(f"split name {name!r} is not of the form sources_<tv>_<seed>")
-    tv, seed = (int(g) for g in match.groups())
+    tv, seed = int(match["tv"]), int(match["seed"])
+    if match["repeats"]:
+        raise DataError(f"split {name!r}: leave-source-out has no repeated form, its test folds are the "
+                        f"source databases in every repeat; use sources_{tv}_{seed}")
     if tv < 2:
         raise DataError(f"split {name!r}: needs tv >= 2")
     return tv, seed
@@ -82,19 +125,46 @@ def is_sources_split(name: str) -> bool:
 
 
 def split_folds(name: str) -> int | None:
-    """The number of folds a split name promises; None for leave-source-out (one per source in the data)."""
+    """The number of folds a split name promises (repeats x folds per repeat); None for leave-source-out
+    (one per source in the data)."""
     if is_sources_split(name):
         parse_sources_name(name)
         return None
-    return parse_split_name(name)[0]
+    spec = split_spec(name)
+    return spec.folds * spec.repeats
+
+
+def folds_per_repeat(name: str) -> int | None:
+    """The folds of one repeat (split_folds for an unrepeated name); None for leave-source-out."""
+    if is_sources_split(name):
+        parse_sources_name(name)
+        return None
+    return split_spec(name).folds
+
+
+def split_repeats(name: str) -> int:
+    """R for split_..._r<R>; 1 for an unrepeated or a leave-source-out split."""
+    if is_sources_split(name):
+        parse_sources_name(name)
+        return 1
+    return split_spec(name).repeats
+
+
+def repeat_of(name: str, fold: int) -> tuple[int, int]:
+    """(repeat, fold within that repeat) of a global fold id: g = repeat * folds + fold."""
+    per_repeat = folds_per_repeat(name)
+    total = split_folds(name)
+    if fold < 0 or (total is not None and fold >= total):
+        raise DataError(f"fold {fold} is outside {name}" + (f" (folds 0..{total - 1})" if total is not None else ""))
+    return (0, fold) if per_repeat is None else divmod(fold, per_repeat)
 
 
 def has_holdout(name: str) -> bool:
     return name.endswith("_holdout")
 
 
-def split_properties(folds: int, tv: int, seed: int, holdout: bool = False) -> dict:
-    """properties.json content, in the reference's format."""
+def split_properties(folds: int, tv: int, seed: int, holdout: bool = False, repeats: int = 1) -> dict:
+    """properties.json content, in the reference's format; the sizes are those of one repeat's folds."""
     denom = folds * tv
     test_n = denom // folds
     valid_n = (denom - test_n) // tv
@@ -105,9 +175,14 @@ def split_properties(folds: int, tv: int, seed: int, holdout: bool = False) -> d
         sizes = _div_by_gcd([train_n, valid_n, test_n, 0])
     total = sum(sizes)
     keys = ("train", "valid", "test", "holdout")
+    inputs = {"holdout": holdout, "number of folds": folds, "(train+valid)/valid": tv, "seed": seed}
+    suffix = "_holdout" if holdout else ""
+    if repeats > 1:  # an unrepeated split keeps the reference's exact keys
+        inputs.update({"repeats": repeats, "seeds": [seed + i for i in range(repeats)]})
+        suffix = f"_r{repeats}"
     return {
-        "name": f"split_{folds}_{tv}_{seed}" + ("_holdout" if holdout else ""),
-        "inputs": {"holdout": holdout, "number of folds": folds, "(train+valid)/valid": tv, "seed": seed},
+        "name": f"split_{folds}_{tv}_{seed}{suffix}",
+        "inputs": inputs,
         "relative size": dict(zip(keys, sizes, strict=False)),
         "relative size fraction": {k: round(s / total, 5) for k, s in zip(keys, sizes, strict=False)},
     }
@@ -115,6 +190,8 @@ def split_properties(folds: int, tv: int, seed: int, holdout: bool = False) -> d
 
 def generate_split(numbers: np.ndarray, labels: np.ndarray, name: str) -> Split:
     """Deterministic stratified split of record numbers with integer class labels."""
+    if split_repeats(name) > 1:
+        return generate_repeats(name, lambda base: generate_split(numbers, labels, base))
     n_folds, tv, seed = parse_split_name(name)
     numbers = np.asarray(numbers, dtype=int)
     labels = np.asarray(labels)
@@ -139,6 +216,24 @@ def generate_split(numbers: np.ndarray, labels: np.ndarray, name: str) -> Split:
                                 f"({numbers.size} records for {n_folds} folds)")
     return Split(name, tuple(folds), split_properties(n_folds, tv, seed, has_holdout(name)),
                  tuple(holdout.tolist()))
+
+
+def generate_repeats(name: str, make: Callable[[str], Split]) -> Split:
+    """A repeated split: make(split_<folds>_<tv>_<seed+i>) for each repeat i, their folds in repeat order.
+
+    Each repeat is made by name, so repeat i is the very split its unrepeated name gives.
+    """
+    spec = split_spec(name)
+    repeats = []
+    for i in range(spec.repeats):
+        try:
+            repeats.append(make(spec.repeat_name(i)))
+        except DataError as exc:
+            raise DataError(f"split {name}, repeat {i}: {exc}") from None
+    # The generator's own keys (the 12-lead "kind") stay; name and inputs become the repeated split's.
+    properties = {**repeats[0].properties,
+                  **split_properties(spec.folds, spec.tv, spec.seed, repeats=spec.repeats)}
+    return Split(name, tuple(fold for split in repeats for fold in split.folds), properties)
 
 
 def load_split(directory: Path) -> Split:

@@ -197,7 +197,9 @@ def _run(opts: SubmitOptions, jobs, tasks: list[Task], log_dir: Path, done: set[
     started = time.monotonic()
     previous = signal.signal(signal.SIGTERM, _as_interrupt) if _main_thread() else None
     try:
-        outcomes = driver.run_tasks(tasks, jobs, opts.overrides, log_dir, provenance(), opts.max_concurrent,
+        # The data signature beside the code version: a report can say which files a score came from.
+        recorded = {**provenance(), "data_signatures": shared.signatures}
+        outcomes = driver.run_tasks(tasks, jobs, opts.overrides, log_dir, recorded, opts.max_concurrent,
                                    experiment=driver.experiment_name(opts.job_file, tasks), resume=opts.resume,
                                    storage_path=opts.storage_path, quiet=opts.quiet, shared=shared)
     finally:

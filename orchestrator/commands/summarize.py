@@ -15,7 +15,14 @@ their validation loss. Jobs of the 12-lead track (challenge 2020/2021)
 show the challenge metric, macro AUROC, AUPRC, F-measure and accuracy per
 fold (the always-sinus classifier scores 0 by the metric's definition, so
 there is no naive row), the test source of leave-source-out folds, and the
-per-class F1 averaged over the folds. Also writes
+per-class F1 averaged over the folds. Every classification job also gets
+the scores of its pooled test predictions (all folds together) with
+bootstrap percentile intervals (orchestrator.logdir.pooled, 1,000
+stratified resamples of the records by default, seeded): a "pooled" and a
+"95% CI" row under the folds, the interval after the job's mean line, and
+"bootstrap" in summary.json; the csv gets <column>_pooled, _ci_low and
+_ci_high columns after the old ones. A repeated split
+(split_<folds>_<tv>_<seed>_r<R>) also gets one mean row per repeat. Also writes
 log/<architecture>/summary.json, and with plot=True each job's learning
 curves and test confusion matrix beside it (orchestrator.logdir.plots).
 """
@@ -32,10 +39,14 @@ from pathlib import Path
 
 import numpy as np
 
-from ecgcore.errors import ProjectError
+from ecgcore.data.splits import folds_per_repeat, split_repeats
+from ecgcore.errors import DataError, ProjectError
 from ecgcore.io.cinc2017 import CLASSES
+from ecgcore.metrics.bootstrap import DEFAULT_LEVEL, DEFAULT_RESAMPLES
 from ecgcore.metrics.cinc2017 import accuracy, f1_per_class, official_score
 from ecgcore.tracks import track_for
+from orchestrator.commands.summary_table import render_table
+from orchestrator.logdir.pooled import JobIntervals, job_intervals
 from orchestrator.logdir.reader import LEGACY_CHALLENGE, SUMMARY, JobDir, architectures, job_dirs, write_json_atomic
 
 COLUMNS = ["fold", "score", *[f"F1_{c}" for c in CLASSES], "accuracy"]
@@ -53,6 +64,9 @@ class JobSummary:
     challenge: int = LEGACY_CHALLENGE
     class_f1: tuple[dict, ...] = ()  # multi-label: per fold, class -> test F1 (None: undefined)
     sources: tuple[tuple[int, str], ...] = ()  # leave-source-out: (fold, test source)
+    bootstrap: JobIntervals | None = None
+    bootstrap_note: str = ""  # why there are no intervals (e.g. a fold without predictions.csv)
+    folds_per_repeat: int = 0  # a repeated split's folds per repeat; 0: not repeated
 
     @property
     def multilabel(self) -> bool:
@@ -75,6 +89,22 @@ class JobSummary:
         std = float(values.std(ddof=1)) if values.size > 1 else float("nan")
         return float(values.mean()), std
 
+    def repeat_means(self, column: str) -> list[tuple[int, float]]:
+        """(repeat, mean over its finished folds) of a repeated split; [] otherwise."""
+        if not self.folds_per_repeat:
+            return []
+        groups: dict[int, list[float]] = {}
+        for r in self.rows:
+            groups.setdefault(r["fold"] // self.folds_per_repeat, []).append(r[column])
+        return [(i, float(np.nanmean(v))) for i, v in sorted(groups.items())]
+
+    def ensemble_row(self) -> dict:
+        return ensemble_row(self.ensemble)
+
+    def interval(self, column: str):
+        """The bootstrap Interval of a column, None where there is none."""
+        return self.bootstrap.intervals.get(column) if self.bootstrap else None
+
     def mean_class_f1(self) -> dict[str, tuple[float, int]]:
         """Per class: the mean test F1 over the folds where it is defined, and in how many folds."""
         out = {}
@@ -85,16 +115,25 @@ class JobSummary:
         return out
 
 
-def collect(log_dir: Path, architecture: str) -> list[JobSummary]:
+@dataclass(frozen=True)
+class Bootstrap:
+    """How summarize resamples: resamples=0 turns the intervals off."""
+
+    resamples: int = DEFAULT_RESAMPLES
+    seed: int = 0
+    level: float = DEFAULT_LEVEL
+
+
+def collect(log_dir: Path, architecture: str, bootstrap: Bootstrap = Bootstrap()) -> list[JobSummary]:
     if not (log_dir / architecture).is_dir():
         known = architectures(log_dir)
         raise ProjectError(f"no results for {architecture!r} under {log_dir}"
                            + (f"; architectures with results: {', '.join(known)}" if known else ""))
-    jobs = [_job(job_dir) for job_dir in job_dirs(log_dir, architecture)]
+    jobs = [job_summary(job_dir, bootstrap) for job_dir in job_dirs(log_dir, architecture)]
     return [job for job in jobs if job is not None]
 
 
-def _job(job_dir: JobDir) -> JobSummary | None:
+def job_summary(job_dir: JobDir, bootstrap: Bootstrap = Bootstrap()) -> JobSummary | None:
     rows, naive, losses, class_f1, sources = [], [], [], [], []
     folds = job_dir.folds()
     challenge = folds[-1].challenge if folds else LEGACY_CHALLENGE
@@ -116,8 +155,20 @@ def _job(job_dir: JobDir) -> JobSummary | None:
     if not (rows or expected):
         return None
     by_fold = operator.itemgetter("fold")
+    intervals, note = job_intervals(job_dir, bootstrap.resamples, bootstrap.seed, bootstrap.level) \
+        if rows and bootstrap.resamples > 0 else (None, "")
+    per_repeat = _folds_per_repeat(str(folds[-1].recorded("split") or "")) if folds else 0
     return JobSummary(job_dir.name, sorted(rows, key=by_fold), expected, sorted(naive, key=by_fold),
-                      job_dir.ensemble(), tuple(losses), challenge, tuple(class_f1), tuple(sorted(sources)))
+                      job_dir.ensemble(), tuple(losses), challenge, tuple(class_f1), tuple(sorted(sources)),
+                      intervals, note, per_repeat)
+
+
+def _folds_per_repeat(split: str) -> int:
+    """A repeated split's folds per repeat; 0 for any other split (a stored split may have any name)."""
+    try:
+        return folds_per_repeat(split) if split_repeats(split) > 1 else 0
+    except DataError:
+        return 0
 
 
 def ensemble_row(ens: dict) -> dict:
@@ -163,8 +214,15 @@ def to_json(architecture: str, jobs: list[JobSummary]) -> dict:
             entry["class_f1_mean"] = {c: {"f1": f1, "folds": n} for c, (f1, n) in job.mean_class_f1().items()}
         if job.sources:
             entry["test_sources"] = dict(job.sources)
+        if job.rows:
+            entry["bootstrap"] = job.bootstrap.to_json() if job.bootstrap else None
+            if job.bootstrap_note:
+                entry["bootstrap_note"] = job.bootstrap_note
+        if job.folds_per_repeat:
+            entry["repeats"] = {"folds_per_repeat": job.folds_per_repeat,
+                                "mean": {c: dict(job.repeat_means(c)) for c in job.columns[1:]}}
         if job.ensemble:
-            row = {k: _nan_none(v) for k, v in ensemble_row(job.ensemble).items()}
+            row = {k: _nan_none(v) for k, v in job.ensemble_row().items()}
             entry["ensemble_holdout"] = {**row, "n_records": job.ensemble["n_records"],
                                          "single_fold_mean": job.ensemble["single_fold_mean"]}
         if job.pretrain_losses:
@@ -181,67 +239,16 @@ def render(architecture: str, jobs: list[JobSummary], fmt: str) -> str:
         buf = io.StringIO()
         writer = csv.writer(buf)
         columns = list(dict.fromkeys(c for job in jobs for c in job.columns))
-        writer.writerow(["job", *columns, "challenge"])
+        # The intervals are new columns after the old ones, so readers of the old columns are unaffected.
+        extra = [f"{c}_{part}" for c in columns[1:] for part in ("pooled", "ci_low", "ci_high")]
+        writer.writerow(["job", *columns, "challenge", *extra])
         for job in jobs:
+            intervals = [_interval_cells(job.interval(c)) for c in columns[1:]]
             for r in job.rows:
-                writer.writerow([job.name, *[_num(r.get(c, "")) for c in columns], job.challenge])
+                writer.writerow([job.name, *[_num(r.get(c, "")) for c in columns], job.challenge,
+                                 *[cell for cells in intervals for cell in cells]])
         return buf.getvalue().rstrip("\n")
-    return _render_table(architecture, jobs, markdown=fmt == "markdown")
-
-
-def _job_lines(architecture: str, job: JobSummary, markdown: bool) -> list[str]:
-    status = "" if not job.missing else f"  [incomplete: missing fold(s) {job.missing}]"
-    lines = [f"{'### ' if markdown else ''}{architecture} / {job.name}{status}"]
-    columns, source_of = job.columns, dict(job.sources)
-    body = [[_fold_label(r["fold"], source_of), *[_fmt(r[c]) for c in columns[1:]]] for r in job.rows]
-    if job.rows:
-        body.append(["mean", *[_fmt(job.stat(c)[0]) for c in columns[1:]]])
-        body.append(["std", *[_fmt(job.stat(c)[1]) for c in columns[1:]]])
-        if job.naive:
-            body.append(["naive", *[_fmt(job.stat(c, naive=True)[0]) for c in columns[1:]]])
-    if job.ensemble:
-        row = ensemble_row(job.ensemble)
-        body.append([row["fold"], *[_fmt(row[c]) for c in columns[1:]]])
-    if body:
-        lines.extend(_grid(columns, body, markdown))
-    if job.class_f1:
-        per_class = job.mean_class_f1()
-        lines.append("test F1 per class, mean over the folds where defined: "
-                     + ", ".join(f"{c} {f1:.2f}" for c, (f1, _) in per_class.items()))
-    if job.ensemble:
-        lines.append(f"ens(HO): the {len(job.ensemble['folds'])} fold models averaged, scored on the "
-                     f"{job.ensemble['n_records']} hold-out records (single folds there: "
-                     f"{job.ensemble['single_fold_mean']:.3f} mean)")
-    if job.pretrain_losses:
-        lines.append(f"pre-training: validation loss per fold "
-                     f"{', '.join(f'fold {k} {v:.4f}' for k, v in sorted(job.pretrain_losses))}")
-    return lines + [""]
-
-
-def _render_table(architecture: str, jobs: list[JobSummary], markdown: bool) -> str:
-    lines = []
-    for job in jobs:
-        lines.extend(_job_lines(architecture, job, markdown))
-    years = sorted({job.challenge for job in jobs if job.rows})
-    metric = " / ".join(f"CinC {y} challenge metric" if track_for(y).multilabel else f"official CinC {y} test score"
-                        for y in years) or "test score"
-    lines.append(f"{architecture}: {metric} over folds (mean ± sample std)")
-    for job in jobs:
-        if job.rows:
-            mean, std = job.stat("score")
-            tag = "" if not job.missing else " (incomplete)"
-            extra = f"naive {job.stat('score', naive=True)[0]:.3f}" if job.naive else \
-                f"CinC {job.challenge}; AUROC {_fmt(job.stat('auroc')[0])}, AUPRC {_fmt(job.stat('auprc')[0])}"
-            lines.append(f"  {job.name:<30} {mean:.3f} ± {_fmt_std(std)}  ({len(job.rows)} folds; {extra}){tag}")
-        elif job.pretrain_losses:
-            lines.append(f"  {job.name:<30} pre-training ({len(job.pretrain_losses)} folds)")
-        else:
-            lines.append(f"  {job.name:<30} no finished fold")
-    for search, ranked in rankings(jobs).items():
-        lines.append(f"search {search}: variants ranked by mean CV score")
-        lines += [f"  {i}. {job.name:<40} {job.stat('score')[0]:.3f} ± {_fmt_std(job.stat('score')[1])} "
-                  f"({len(job.rows)} folds{', incomplete' if job.missing else ''})" for i, job in enumerate(ranked, 1)]
-    return "\n".join(lines)
+    return render_table(architecture, jobs, rankings(jobs), markdown=fmt == "markdown")
 
 
 def rankings(jobs: list[JobSummary]) -> dict[str, list[JobSummary]]:
@@ -253,23 +260,11 @@ def rankings(jobs: list[JobSummary]) -> dict[str, list[JobSummary]]:
     return {name: sorted(group, key=lambda j: -j.stat("score")[0]) for name, group in groups.items()}
 
 
-def _fold_label(fold, source_of: dict) -> str:
-    return f"{fold} ({source_of[fold]})" if fold in source_of else str(fold)
-
-
-def _grid(header: list[str], body: list[list[str]], markdown: bool) -> list[str]:
-    if markdown:
-        return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header),
-                *["| " + " | ".join(row) + " |" for row in body]]
-    widths = [max(len(h), *(len(r[i]) for r in body)) if body else len(h) for i, h in enumerate(header)]
-    fmt = "  ".join(f"{{:>{w}}}" for w in widths)
-    return [fmt.format(*header), *[fmt.format(*row) for row in body]]
-
-
-def summarize(log_dir: str | Path, architecture: str, fmt: str = "table", plot: bool = False) -> str:
+def summarize(log_dir: str | Path, architecture: str, fmt: str = "table", plot: bool = False,
+              bootstrap: Bootstrap = Bootstrap()) -> str:
     """Render the summary and write log/<architecture>/summary.json (with plot, each job's PNGs beside it)."""
     log_dir = Path(log_dir)
-    jobs = collect(log_dir, architecture)
+    jobs = collect(log_dir, architecture, bootstrap)
     write_json_atomic(log_dir / architecture / SUMMARY, to_json(architecture, jobs))
     text = render(architecture, jobs, fmt)
     if not plot:
@@ -283,12 +278,14 @@ def summarize(log_dir: str | Path, architecture: str, fmt: str = "table", plot: 
     return f"{text}\n{report}"
 
 
-def _fmt_std(std: float) -> str:
-    return "n/a" if np.isnan(std) else f"{std:.3f}"
+def _interval_cells(interval) -> list[str]:
+    if interval is None:
+        return ["", "", ""]
+    return [_num(_nn(interval.point)), _num(_nn(interval.low)), _num(_nn(interval.high))]
 
 
-def _fmt(value: float) -> str:
-    return "n/a" if value is None or np.isnan(value) else f"{value:.3f}"
+def _nn(value: float):
+    return "" if np.isnan(value) else float(value)
 
 
 def _nan(value) -> float:

@@ -9,16 +9,16 @@ from ecgcore.errors import ProjectError
 from ecgcore.tracks import track_for
 
 
-def split_name(folds: int, tv: int, seed: int, holdout: bool, sources: bool) -> str:
+def split_name(folds: int, tv: int, seed: int, holdout: bool, sources: bool, repeats: int = 1) -> str:
     if sources:
-        return f"sources_{tv}_{seed}"
-    return f"split_{folds}_{tv}_{seed}" + ("_holdout" if holdout else "")
+        return f"sources_{tv}_{seed}" + (f"_r{repeats}" if repeats > 1 else "")
+    return f"split_{folds}_{tv}_{seed}" + ("_holdout" if holdout else "") + (f"_r{repeats}" if repeats > 1 else "")
 
 
 def write_split_command(dataset: str, folds: int, tv: int, seed: int, out: str | None,
-                        holdout: bool = False, challenge: int = 2017, sources: bool = False) -> int:
+                        holdout: bool = False, challenge: int = 2017, sources: bool = False, repeats: int = 1) -> int:
     root = Path(dataset)
-    name = split_name(folds, tv, seed, holdout, sources)
+    name = split_name(folds, tv, seed, holdout, sources, repeats)
     split = track_for(challenge).split_from_labels(root, name)
     target = Path(out) if out else root / "splits" / name
     if not out and not writable(root):

@@ -31,6 +31,7 @@ import torch
 
 from ecgcore.config.schema import to_plain
 from ecgcore.config.task import Task
+from ecgcore.data.splits import repeat_of, split_repeats
 from ecgcore.tracks import track_for
 from ecgcore.training.loop import TrainingObserver, TrainResult
 from orchestrator.logdir.reader import (
@@ -148,7 +149,7 @@ class FoldLog(TrainingObserver):
         scores = {
             "task_id": self.task.task_id, "architecture": self.task.model.model_name,
             "job": self.task.job, "kind": self.task.kind, "model_file": self.task.model_file,
-            "fold": self.task.fold, "split": self.task.split, "data_dir": self.task.data_dir,
+            "fold": self.task.fold, "split": self.task.split, **_repeat(self.task), "data_dir": self.task.data_dir,
             "challenge": self.task.challenge, "classes": list(track.class_names),
             **result.scores,
             "best_epoch": result.best_epoch, "epochs_run": result.epochs_run,
@@ -198,6 +199,14 @@ def write_predictions(path: Path, track, predictions: dict, thresholds) -> None:
             else:
                 label, predicted = classes[int(target)], classes[int(p.argmax())]
             out.writerow([name, label, predicted, *[f"{q:.6f}" for q in p]])
+
+
+def _repeat(task: Task) -> dict:
+    """A repeated split's fold as (repeat, fold within the repeat): the fold id alone hides it."""
+    if split_repeats(task.split) < 2:
+        return {}
+    repeat, fold = repeat_of(task.split, task.fold)
+    return {"repeat": repeat, "repeat_fold": fold}
 
 
 def _fmt(value) -> str:

@@ -35,6 +35,7 @@ class SharedData:
     records: dict[str, Records] = field(default_factory=dict)  # preprocessing key -> prepared records
     key_of: dict[str, str] = field(default_factory=dict)  # task id -> preprocessing key
     cache_files: dict[str, str] = field(default_factory=dict)  # preprocessing key -> cache file
+    signatures: dict[str, str] = field(default_factory=dict)  # data_dir -> dataset_signature (provenance)
 
     @property
     def nbytes(self) -> int:
@@ -43,7 +44,8 @@ class SharedData:
 
 def prepare_data(tasks: list[Task], cache_dir: Path, say: Callable[[str], None],
                  fold_paths: FoldPaths | None = None) -> SharedData:
-    shared, signatures, raw = SharedData(), {}, {}
+    shared, raw = SharedData(), {}
+    signatures = shared.signatures
     for task, model_name, model in _models_to_prepare(tasks):
         if task.data_dir not in signatures:
             signatures[task.data_dir] = dataset_signature(task.data_dir)

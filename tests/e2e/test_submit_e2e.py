@@ -1,4 +1,4 @@
-"""One real Ray Tune submit of a tiny job, checked file by file; then summarize and predict."""
+"""One real Ray Tune submit of tiny jobs, checked file by file; then summarize, compare, report, predict."""
 
 import csv
 import json
@@ -23,7 +23,9 @@ def finished_run(tmp_path_factory, synth_dir, ray_session):
         "cnn_job": {"description": "tiny", "model": "tiny_cnn", "split": "split_3_3_1",
                     "log_en": "True", "log_test_score": "True", "cvids": [0, 1, 2]},
         "crnn_job": {"description": "tiny", "model": "tiny_crnn", "split": "split_3_3_1",
-                     "log_en": "False", "log_test_score": "False", "cvids": [2]},
+                     "log_en": "False", "log_test_score": "False", "cvids": [0, 1, 2]},
+        # Repeated CV: folds 0 and 3 are fold 0 of repeats 0 and 1 (split_3_3_1, then split_3_3_2).
+        "cnn_rep": {"model": "tiny_cnn", "split": "split_3_3_1_r2", "cvids": [0, 3]},
         "skip_job": {"model": "tiny_skip", "split": "split_3_3_1_holdout", "cvids": [0, 1]},
     }
     job_file = write_json(base / "jobs" / "tiny.json", jobs)
@@ -126,3 +128,34 @@ def test_mixed_architectures_and_holdout_ensemble(finished_run, synth_dir, capsy
         assert main(["summarize", arch, "--log-dir", str(log)]) == 0
     assert main(["ensemble", str(log / "CNN" / "cnn_job")]) == 2  # split without a hold-out part
     assert "no hold-out part" in capsys.readouterr().err
+
+
+def test_repeated_split_is_logged_per_repeat(finished_run, synth_dir):
+    log = finished_run[0] / "log"
+    scores = {k: json.loads((log / "CNN" / "cnn_rep" / f"fold{k}" / "scores.json").read_text()) for k in (0, 3)}
+    assert (scores[0]["repeat"], scores[0]["repeat_fold"]) == (0, 0)
+    assert (scores[3]["repeat"], scores[3]["repeat_fold"]) == (1, 0)
+    with open(log / "CNN" / "cnn_rep" / "fold0" / "predictions.csv") as fh:
+        first = {r["record"] for r in csv.DictReader(fh)}
+    with open(log / "CNN" / "cnn_job" / "fold0" / "predictions.csv") as fh:
+        assert first == {r["record"] for r in csv.DictReader(fh)}  # repeat 0 is split_3_3_1 itself
+    assert "mean r0" in summarize(log, "CNN")
+    repeats = json.loads((log / "CNN" / "summary.json").read_text())["jobs"]["cnn_rep"]["repeats"]
+    assert repeats["folds_per_repeat"] == 3 and set(repeats["mean"]["score"]) == {"0", "1"}
+
+
+def test_compare_and_report(finished_run, capsys):
+    log = finished_run[0] / "log"
+    assert main(["compare", "CNN/cnn_job", "CRNN/crnn_job", "--log-dir", str(log), "--resamples", "200"]) == 0
+    out = capsys.readouterr().out
+    assert "A = CNN/cnn_job, B = CRNN/crnn_job" in out and "CRNN/crnn_job vs CNN/cnn_job: " in out
+    assert "cannot reach p < 0.05 with 3 folds" in out
+    assert main(["compare", "CNN/cnn_job", "CNN/cnn_rep", "--log-dir", str(log)]) == 2
+    assert "split split_3_3_1 vs split_3_3_1_r2" in capsys.readouterr().err
+    scores = json.loads((log / "CNN" / "cnn_job" / "fold0" / "scores.json").read_text())
+    assert len(scores["provenance"]["data_signatures"][scores["data_dir"]]) == 64  # sha256 of the files
+    out_html = finished_run[0] / "report.html"
+    assert main(["report", "CNN", "CRNN", "--log-dir", str(log), "--out", str(out_html), "--resamples", "100"]) == 0
+    text = out_html.read_text()
+    assert "<script" not in text and text.count("<table") >= 5 and text.count("<img") >= 5
+    assert scores["provenance"]["data_signatures"][scores["data_dir"]][:16] in text

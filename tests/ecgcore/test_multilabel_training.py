@@ -157,5 +157,28 @@ def test_summarize_csv_of_a_multilabel_job(finished_job, capsys):
     capsys.readouterr()
     assert main(["summarize", "GlobalSkipNet", "--log-dir", str(finished_job), "--format", "csv"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0] == "job,fold,score,auroc,auprc,f_measure,accuracy,challenge"
-    assert len(lines) == 4 and all(line.startswith("job12,") and line.endswith(",2021") for line in lines[1:])
+    header = lines[0].split(",")
+    # The old columns first and unchanged; the bootstrap intervals are appended after them.
+    assert header[:8] == ["job", "fold", "score", "auroc", "auprc", "f_measure", "accuracy", "challenge"]
+    assert header[8:11] == ["score_pooled", "score_ci_low", "score_ci_high"]
+    rows = [line.split(",") for line in lines[1:]]
+    assert len(rows) == 3 and all(r[0] == "job12" and r[7] == "2021" and r[8] for r in rows)
+    low, pooled, high = float(rows[0][9]), float(rows[0][8]), float(rows[0][10])
+    assert low <= pooled <= high
+
+
+def test_compare_two_multilabel_jobs(finished_job, capsys):
+    """The 12-lead path of compare: multi-label predictions pooled, per-class F1, the challenge metric."""
+    import shutil
+
+    copy = finished_job / "GlobalSkipNet" / "job12_copy"
+    shutil.copytree(finished_job / "GlobalSkipNet" / "job12", copy)
+    capsys.readouterr()
+    assert main(["compare", "GlobalSkipNet/job12", "GlobalSkipNet/job12_copy", "--log-dir", str(finished_job),
+                 "--per-class", "--json", "--resamples", "100"]) == 0
+    metrics = json.loads(capsys.readouterr().out)["pairs"][0]["metrics"]
+    assert {"score", "auroc", "auprc", "f_measure", "accuracy", "F1_AF"} <= set(metrics)
+    for m in metrics.values():  # the same predictions: no difference anywhere, and nothing claimed
+        assert m["bootstrap"] == {"delta": 0.0, "low": 0.0, "high": 0.0}
+        assert m["wilcoxon"]["p"] == 1.0 and m["corrected_t"]["p"] == 1.0
+    shutil.rmtree(copy)

@@ -1,5 +1,6 @@
 """Multi-label splits: iterative stratification keeps every label's share per fold; leave-source-out; named splits
-of record names (split_<folds>_<tv>_<seed>[_holdout], sources_<tv>_<seed>) on the real sample and synthetic data."""
+of record names (split_<folds>_<tv>_<seed>[_holdout|_r<R>], sources_<tv>_<seed>) on the real sample and
+synthetic data."""
 
 import numpy as np
 import pytest
@@ -157,3 +158,39 @@ def test_record_names_with_the_same_number_coexist(name):
 
 def _split_of_names(names, name):
     return generate_multilabel_split(names, _labels(len(names), seed=4), [source_of(n) for n in names], name)
+
+
+# Repeated splits: split_<folds>_<tv>_<seed>_r<R> is R iterative stratifications, repeat i = seed + i.
+
+def test_repeated_multilabel_split_is_its_repeats_in_a_row():
+    names = [f"{'AE'[i % 2]}{i:04d}" for i in range(120)]
+    split = _split_of_names(names, "split_5_6_14_r3")
+    assert len(split.folds) == 15 and not split.holdout
+    assert split.properties["kind"] == "iterative stratification" and split.properties["name"] == "split_5_6_14_r3"
+    assert split.properties["inputs"]["repeats"] == 3 and split.properties["inputs"]["seeds"] == [14, 15, 16]
+    for i in range(3):
+        repeat = split.folds[5 * i:5 * i + 5]
+        assert repeat == _split_of_names(names, f"split_5_6_{14 + i}").folds
+        assert sorted(n for fold in repeat for n in fold.test) == sorted(names)  # each repeat partitions
+        for fold in repeat:
+            assert sorted([*fold.train, *fold.valid, *fold.test]) == sorted(names)
+    assert split.folds[:5] != split.folds[5:10]
+
+
+@pytest.mark.parametrize("name, words", [("sources_6_14_r2", "no repeated form"),
+                                         ("split_5_6_14_holdout_r2", "cannot be repeated"),
+                                         ("split_5_6_14_r1", "R >= 2")])
+def test_impossible_repeats_are_refused(name, words):
+    names = [f"{'AE'[i % 2]}{i:04d}" for i in range(60)]
+    with pytest.raises(DataError, match=words):
+        _split_of_names(names, name)
+
+
+def test_resolve_repeated_multilabel_split(tmp_path):
+    from ecgcore.data.splits import resolve_split
+
+    names = [f"{'AE'[i % 2]}{i:04d}" for i in range(60)]
+    split = resolve_split(tmp_path, "split_4_6_1_r2", names, None, persist=True,
+                          generate=lambda: _split_of_names(names, "split_4_6_1_r2"))
+    assert len(split.folds) == 8 and (tmp_path / "splits" / "split_4_6_1_r2" / "test7.json").exists()
+    assert resolve_split(tmp_path, "split_4_6_1_r2", names, None) == split

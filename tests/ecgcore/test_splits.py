@@ -1,6 +1,7 @@
 """Splits: disjoint, stratified, reproducible, reference layout, reference algorithm."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -112,3 +113,83 @@ def test_holdout_split_sets_a_stratified_part_aside(tmp_path):
     assert split.properties["relative size"] == {"train": 10, "valid": 2, "test": 3, "holdout": 3}
     write_split(split, tmp_path / split.name)
     assert load_split(tmp_path / split.name) == split
+
+
+# Repeated cross-validation: split_<folds>_<tv>_<seed>_r<R> is R splits, repeat i = split_<folds>_<tv>_<seed+i>.
+
+def _many():
+    rng = np.random.default_rng(0)
+    return np.arange(1, 301), rng.choice(4, size=300, p=[0.6, 0.1, 0.25, 0.05])
+
+
+def test_repeats_are_the_unrepeated_splits_of_successive_seeds():
+    numbers, labels = _many()
+    split = generate_split(numbers, labels, "split_5_6_14_r3")
+    assert split.name == "split_5_6_14_r3" and len(split.folds) == 15 and not split.holdout
+    for i in range(3):
+        assert split.folds[5 * i:5 * i + 5] == generate_split(numbers, labels, f"split_5_6_{14 + i}").folds
+        tests = [set(f.test) for f in split.folds[5 * i:5 * i + 5]]
+        assert set().union(*tests) == set(numbers.tolist()) and sum(map(len, tests)) == len(numbers)
+    assert split.folds[:5] != split.folds[5:10]  # the repeats differ
+    base = generate_split(numbers, labels, "split_5_6_14").properties
+    assert split.properties["name"] == "split_5_6_14_r3"
+    assert split.properties["inputs"] == {**base["inputs"], "repeats": 3, "seeds": [14, 15, 16]}
+    assert {k: v for k, v in split.properties.items() if k not in ("name", "inputs")} == \
+        {k: v for k, v in base.items() if k not in ("name", "inputs")}
+
+
+def test_repeated_name_counts():
+    from ecgcore.data.splits import folds_per_repeat, parse_split_name, repeat_of, split_folds, split_repeats
+
+    assert parse_split_name("split_5_6_14_r3") == (5, 6, 14)
+    assert (split_folds("split_5_6_14_r3"), folds_per_repeat("split_5_6_14_r3"), split_repeats("split_5_6_14_r3")) \
+        == (15, 5, 3)
+    assert (split_folds("split_5_6_14"), folds_per_repeat("split_5_6_14"), split_repeats("split_5_6_14")) == (5, 5, 1)
+    assert split_repeats("split_5_6_14_holdout") == 1 and split_repeats("sources_6_14") == 1
+    assert split_folds("sources_6_14") is None and folds_per_repeat("sources_6_14") is None
+    assert [repeat_of("split_5_6_14_r3", g) for g in (0, 4, 5, 7, 14)] == [(0, 0), (0, 4), (1, 0), (1, 2), (2, 4)]
+    assert repeat_of("split_5_6_14", 3) == (0, 3) and repeat_of("sources_6_14", 2) == (0, 2)
+    with pytest.raises(DataError, match=r"fold 15 is outside split_5_6_14_r3 \(folds 0..14\)"):
+        repeat_of("split_5_6_14_r3", 15)
+
+
+def test_repeated_split_round_trip(tmp_path):
+    numbers, labels = _many()
+    split = generate_split(numbers, labels, "split_5_6_14_r3")
+    write_split(split, tmp_path / split.name)
+    assert len(list((tmp_path / split.name).glob("test*.json"))) == 15
+    assert load_split(tmp_path / split.name) == split
+    stored = json.loads((tmp_path / split.name / "properties.json").read_text())
+    assert stored["inputs"]["repeats"] == 3 and stored["inputs"]["seeds"] == [14, 15, 16]
+
+
+@pytest.mark.parametrize("name, words", [
+    ("split_5_6_14_holdout_r3", "a hold-out split cannot be repeated, since each repeat would set a different "
+                                "hold-out set aside; use split_5_6_14_holdout or split_5_6_14_r<R>"),
+    ("split_5_6_14_r3_holdout", "a hold-out split cannot be repeated"),
+    ("split_5_6_14_r1", "repeats need R >= 2; use split_5_6_14 for one repetition"),
+    ("split_5_6_14_r0", "repeats need R >= 2; use split_5_6_14 for one repetition"),
+    ("sources_6_14_r3", "leave-source-out has no repeated form, its test folds are the source databases in every "
+                        "repeat; use sources_6_14"),
+    ("split_5_6_14_r", "is not of the form split_<folds>_<tv>_<seed>[_holdout|_r<R>]"),
+])
+def test_impossible_repeats_are_refused(name, words):
+    from ecgcore.data.splits import split_folds
+
+    with pytest.raises(DataError, match=re.escape(words)):
+        split_folds(name)
+    with pytest.raises(DataError, match=re.escape(words)):
+        generate_split(*_many(), name)
+
+
+def test_a_repeat_too_small_is_named():
+    with pytest.raises(DataError, match=r"split split_5_6_14_r2, repeat 0: .*would be empty"):
+        generate_split(np.arange(1, 4), np.array([0, 1, 2]), "split_5_6_14_r2")
+
+
+def test_resolve_repeated_split_generates_then_loads(tmp_path):
+    numbers, labels = np.arange(1, 81), np.array([0, 1, 2, 3] * 20)
+    split = resolve_split(tmp_path, "split_4_3_1_r2", numbers, labels, persist=True)
+    assert len(split.folds) == 8 and split.folds[4:] == generate_split(numbers, labels, "split_4_3_2").folds
+    assert (tmp_path / "splits" / "split_4_3_1_r2" / "test7.json").exists()
+    assert resolve_split(tmp_path, "split_4_3_1_r2", numbers, labels) == split

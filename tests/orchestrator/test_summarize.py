@@ -1,13 +1,17 @@
 """summarize on hand-made fold results: rows, mean, sample std, incomplete jobs, formats."""
 
+import csv
+import io
 import json
 import math
 
+import numpy as np
 import pytest
 
 from orchestrator.cli import main
-from orchestrator.commands.summarize import summarize
+from orchestrator.commands.summarize import Bootstrap, summarize
 from tests.conftest import write_json
+from tests.orchestrator.fake_runs import write_job
 
 
 def _fold(log, job, k, score, cvids):
@@ -57,3 +61,51 @@ def test_console_script_entry(tmp_path, capsys):
     _fold(tmp_path / "log", "a", 0, 0.5, [0])
     assert summarize_main(["CNN", "--log-dir", str(tmp_path / "log")]) == 0
     assert "a                              0.500 ± n/a  (1 folds; naive 0.250)" in capsys.readouterr().out
+
+
+def test_intervals_in_every_format_old_columns_kept(tmp_path, capsys):
+    log = tmp_path / "log"
+    scores = write_job(log, "CNN", "job", [0.3, 0.25, 0.35, 0.3, 0.28], seed=1)
+    text = summarize(log, "CNN")
+    assert "\npooled " in text and "\n95% CI  [0." in text
+    data = json.loads((log / "CNN" / "summary.json").read_text())["jobs"]["job"]
+    boot = data["bootstrap"]
+    assert (boot["resamples"], boot["seed"], boot["n_records"]) == (1000, 0, 200)
+    for column in ("score", "F1_N", "F1_A", "F1_O", "F1_~", "accuracy"):
+        low, high = boot["ci"][column]
+        assert low <= boot["pooled"][column] <= high
+    assert f"{boot['pooled']['score']:.3f} [{boot['ci']['score'][0]:.2f}, {boot['ci']['score'][1]:.2f}]" in text
+    assert data["mean"]["score"] == pytest.approx(np.mean(scores))  # the old keys are unchanged
+    assert main(["summarize", "CNN", "--log-dir", str(log), "--format", "csv"]) == 0
+    rows = list(csv.reader(io.StringIO(capsys.readouterr().out)))
+    old = ["job", "fold", "score", "F1_N", "F1_A", "F1_O", "F1_~", "accuracy", "challenge"]
+    assert rows[0][:len(old)] == old and rows[0][len(old):len(old) + 3] == [
+        "score_pooled", "score_ci_low", "score_ci_high"]
+    assert [float(r[2]) for r in rows[1:]] == pytest.approx(scores, abs=1e-6)
+    assert float(rows[1][len(old)]) == pytest.approx(boot["pooled"]["score"])
+
+
+def test_intervals_seeded_and_optional(tmp_path, capsys):
+    log = tmp_path / "log"
+    write_job(log, "CNN", "job", [0.3] * 5, seed=1)
+
+    def ci(*extra):
+        assert main(["summarize", "CNN", "--log-dir", str(log), "--format", "json", *extra]) == 0
+        return json.loads(capsys.readouterr().out)["jobs"]["job"]["bootstrap"]
+
+    assert ci() == ci("--seed", "0") and ci()["ci"] != ci("--seed", "1")["ci"]
+    assert ci("--resamples", "0") is None
+    assert "95% CI" not in summarize(log, "CNN", bootstrap=Bootstrap(resamples=0))
+
+
+def test_repeated_split_means_per_repeat(tmp_path):
+    log = tmp_path / "log"
+    rates = [0.1] * 5 + [0.4] * 5  # repeat 1 much worse than repeat 0
+    scores = write_job(log, "CNN", "rep", rates, seed=1, split="split_5_6_14_r2", folds=list(range(10)))
+    text = summarize(log, "CNN")
+    assert "(10 folds; naive" in text
+    data = json.loads((log / "CNN" / "summary.json").read_text())["jobs"]["rep"]
+    assert data["repeats"]["folds_per_repeat"] == 5
+    assert data["repeats"]["mean"]["score"] == pytest.approx({"0": np.mean(scores[:5]), "1": np.mean(scores[5:])})
+    assert f"mean r0         {np.mean(scores[:5]):.3f}" in text and "mean r1 " in text
+    assert data["bootstrap"]["n_records"] == 200 and data["bootstrap"]["n_rows"] == 400  # each record twice

@@ -1,0 +1,130 @@
+"""The text and markdown tables of `summarize` (and the job tables the HTML report reuses).
+
+One table per job under its columns: a row per fold, mean and sample std, a mean per
+repeat of a repeated split, the naive row, the pooled scores with their bootstrap
+interval, the hold-out ensemble; then one "mean ± std" line per job and the ranking
+of search variants. orchestrator.commands.summarize gathers the numbers.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ecgcore.tracks import track_for
+
+if TYPE_CHECKING:
+    from orchestrator.commands.summarize import JobSummary
+
+
+def job_table(job: JobSummary) -> list[list[str]]:
+    """The rows of a job's table under job.columns: folds, mean, std, per repeat, naive, pooled, CI, ens(HO)."""
+    columns, source_of = job.columns, dict(job.sources)
+    body = [[_fold_label(r["fold"], source_of), *[_fmt(r[c]) for c in columns[1:]]] for r in job.rows]
+    if job.rows:
+        body.append(["mean", *[_fmt(job.stat(c)[0]) for c in columns[1:]]])
+        body.append(["std", *[_fmt(job.stat(c)[1]) for c in columns[1:]]])
+        body += [[f"mean r{i}", *[_fmt(dict(job.repeat_means(c))[i]) for c in columns[1:]]]
+                 for i, _ in job.repeat_means("score")]
+        if job.naive:
+            body.append(["naive", *[_fmt(job.stat(c, naive=True)[0]) for c in columns[1:]]])
+        if job.bootstrap:
+            body.append(["pooled", *[_fmt(_point(job.interval(c))) for c in columns[1:]]])
+            body.append([f"{job.bootstrap.level:.0%} CI", *[_fmt_ci(job.interval(c)) for c in columns[1:]]])
+    if job.ensemble:
+        row = job.ensemble_row()
+        body.append([row["fold"], *[_fmt(row[c]) for c in columns[1:]]])
+    return body
+
+
+def _job_lines(architecture: str, job: JobSummary, markdown: bool) -> list[str]:
+    status = "" if not job.missing else f"  [incomplete: missing fold(s) {job.missing}]"
+    lines = [f"{'### ' if markdown else ''}{architecture} / {job.name}{status}"]
+    columns, body = job.columns, job_table(job)
+    if body:
+        lines.extend(_grid(columns, body, markdown))
+    if job.class_f1:
+        per_class = job.mean_class_f1()
+        lines.append("test F1 per class, mean over the folds where defined: "
+                     + ", ".join(f"{c} {f1:.2f}" for c, (f1, _) in per_class.items()))
+        if job.bootstrap:
+            lines.append("test F1 per class, pooled folds [interval]: " + ", ".join(
+                f"{c} {_fmt(_point(job.interval(f'F1_{c}')))} {_fmt_ci(job.interval(f'F1_{c}'))}" for c in per_class))
+    if job.bootstrap:
+        b = job.bootstrap
+        lines.append(f"pooled: the {b.n_rows} test predictions of the folds together ({b.n_records} records); "
+                     f"{b.level:.0%} CI: percentile bootstrap, {b.resamples} resamples of the records "
+                     f"stratified by class, seed {b.seed}")
+    elif job.bootstrap_note:
+        lines.append(job.bootstrap_note)
+    if job.ensemble:
+        lines.append(f"ens(HO): the {len(job.ensemble['folds'])} fold models averaged, scored on the "
+                     f"{job.ensemble['n_records']} hold-out records (single folds there: "
+                     f"{job.ensemble['single_fold_mean']:.3f} mean)")
+    if job.pretrain_losses:
+        lines.append(f"pre-training: validation loss per fold "
+                     f"{', '.join(f'fold {k} {v:.4f}' for k, v in sorted(job.pretrain_losses))}")
+    return lines + [""]
+
+
+def render_table(architecture: str, jobs: list[JobSummary], ranked: dict, markdown: bool) -> str:
+    """The table and markdown formats; ranked: summarize.rankings(jobs)."""
+    lines = []
+    for job in jobs:
+        lines.extend(_job_lines(architecture, job, markdown))
+    years = sorted({job.challenge for job in jobs if job.rows})
+    metric = " / ".join(f"CinC {y} challenge metric" if track_for(y).multilabel else f"official CinC {y} test score"
+                        for y in years) or "test score"
+    lines.append(f"{architecture}: {metric} over folds (mean ± sample std)")
+    for job in jobs:
+        if job.rows:
+            mean, std = job.stat("score")
+            tag = "" if not job.missing else " (incomplete)"
+            extra = f"naive {job.stat('score', naive=True)[0]:.3f}" if job.naive else \
+                f"CinC {job.challenge}; AUROC {_fmt(job.stat('auroc')[0])}, AUPRC {_fmt(job.stat('auprc')[0])}"
+            pooled = job.interval("score")
+            ci = f"  pooled {_fmt(pooled.point)} {_fmt_ci(pooled)}" if pooled else ""
+            lines.append(f"  {job.name:<30} {mean:.3f} ± {_fmt_std(std)}  ({len(job.rows)} folds; {extra}){tag}{ci}")
+        elif job.pretrain_losses:
+            lines.append(f"  {job.name:<30} pre-training ({len(job.pretrain_losses)} folds)")
+        else:
+            lines.append(f"  {job.name:<30} no finished fold")
+    for search, variants in ranked.items():
+        lines.append(f"search {search}: variants ranked by mean CV score")
+        lines += [f"  {i}. {job.name:<40} {job.stat('score')[0]:.3f} ± {_fmt_std(job.stat('score')[1])} "
+                  f"({len(job.rows)} folds{', incomplete' if job.missing else ''})"
+                  for i, job in enumerate(variants, 1)]
+    return "\n".join(lines)
+
+
+def _fold_label(fold, source_of: dict) -> str:
+    return f"{fold} ({source_of[fold]})" if fold in source_of else str(fold)
+
+
+def _grid(header: list[str], body: list[list[str]], markdown: bool) -> list[str]:
+    if markdown:
+        return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header),
+                *["| " + " | ".join(row) + " |" for row in body]]
+    widths = [max(len(h), *(len(r[i]) for r in body)) if body else len(h) for i, h in enumerate(header)]
+    fmt = "  ".join(f"{{:>{w}}}" for w in widths)
+    return [fmt.format(*header), *[fmt.format(*row) for row in body]]
+
+
+def _point(interval) -> float:
+    return float("nan") if interval is None else interval.point
+
+
+def _fmt_ci(interval) -> str:
+    """An interval as '[0.49, 0.58]'; 'n/a' where there is none or it is undefined."""
+    if interval is None or np.isnan(interval.low) or np.isnan(interval.high):
+        return "n/a"
+    return f"[{interval.low:.2f}, {interval.high:.2f}]"
+
+
+def _fmt_std(std: float) -> str:
+    return "n/a" if np.isnan(std) else f"{std:.3f}"
+
+
+def _fmt(value: float) -> str:
+    return "n/a" if value is None or np.isnan(value) else f"{value:.3f}"

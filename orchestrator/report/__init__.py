@@ -1,0 +1,1 @@
+"""The self-contained HTML report: one file, no external assets, no JavaScript."""
