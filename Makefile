@@ -31,6 +31,8 @@ demo: $(STAMP)
 	$(BIN)/python -m orchestrator submit jobs/demo.json
 	$(BIN)/summarize CNN --plot
 	$(BIN)/summarize CRNN --plot
+	$(BIN)/python -m orchestrator compare CNN/demo_cnn CRNN/demo_crnn
+	$(BIN)/python -m orchestrator report CNN/demo_cnn CRNN/demo_crnn --out log/report.html
 
 test: $(STAMP)
 	$(BIN)/ruff check .

@@ -136,7 +136,10 @@ def compare_jobs(jobs: list[JobScores], opts: CompareOptions) -> list[PairCompar
 
 
 def _pair(a: JobScores, b: JobScores, opts: CompareOptions) -> PairComparison:
-    deltas = paired_bootstrap(a.pooled, b.pooled, n_resamples=opts.resamples, seed=opts.seed, level=opts.level)
+    try:
+        deltas = paired_bootstrap(a.pooled, b.pooled, n_resamples=opts.resamples, seed=opts.seed, level=opts.level)
+    except ValueError as exc:  # e.g. a fold's predictions.csv lists other records than the other job's
+        raise ProjectError(f"cannot compare {a.label} with {b.label}: {exc}") from None
     metrics = {}
     for metric in a.folds:
         fa, fb = a.folds[metric], b.folds[metric]

@@ -130,13 +130,15 @@ def _comparison_section(comparisons, unpaired: list[str]) -> str:
     parts = []
     for scores, pairs in comparisons:
         d = scores[0].design
-        parts.append(html.paragraph(f"{', '.join(s.label for s in scores)}: the same {len(d.folds)} folds of "
-                                    f"{d.split} on {d.data_dir}. Δ = B - A; Wilcoxon and corrected t p-values"
-                                    + (" (Holm-adjusted over the pairs in brackets)" if len(pairs) > 1 else "")))
+        parts.append(html.paragraph(
+            f"{', '.join(s.label for s in scores)}: the same {len(d.folds)} folds of {d.split} on {d.data_dir}. "
+            "Δ = B - A. Over the folds: the Wilcoxon signed-rank test and the Nadeau-Bengio corrected t-test"
+            + (" (Holm-adjusted over the pairs in brackets)" if len(pairs) > 1 else "")
+            + "; over the records: the paired bootstrap interval of the pooled Δ."))
         for pair in pairs:
             rows = [metric_row(m, len(pairs) > 1) for m in pair.metrics.values()]
             parts.append(html.table(HEADER, rows, caption=f"A = {pair.a}, B = {pair.b}"))
-            parts.append(html.paragraph(pair.verdict))
+            parts.append(html.paragraph(f"Verdict: {pair.verdict}"))
         parts.append(html.figure(forest_plot(_forest_rows(pairs), "paired differences, pooled test predictions"),
                                  caption="Δ = B - A with its paired bootstrap interval; p: corrected t-test",
                                  alt="forest plot of the paired differences"))

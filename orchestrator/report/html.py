@@ -89,7 +89,11 @@ def section(title: str, *parts: str, anchor: str | None = None) -> str:
 
 
 def _is_number(text: str) -> bool:
-    return bool(_NUMBER.match(text.strip()))
+    """A number, or an interval of two ('[0.49, 0.58]'): aligned and never wrapped."""
+    text = text.strip()
+    if text.startswith("[") and text.endswith("]") and text.count(",") == 1:
+        return all(_NUMBER.match(part.strip()) for part in text[1:-1].split(","))
+    return bool(_NUMBER.match(text))
 
 
 def _cell(text: str, numeric: bool) -> str:

@@ -94,9 +94,13 @@ def test_weighted_12lead_equals_duplicated_rows():
     pool = pool_12(60, repeats=2, seed=3)
     pool.labels[:, 0] = pool.outputs[:, 0] = False  # no positive: F1, AUROC and AUPRC undefined
     pool.labels[:, 1] = True  # no negative: AUROC undefined, AUPRC defined
-    weights = random_weights(np.random.default_rng(4), len(pool.records))
-    values = metric_values(pool, weights)
-    for b, w in enumerate(weights):
+    assert_weighted_equals_duplicated(pool, random_weights(np.random.default_rng(4), len(pool.records)))
+
+
+def assert_weighted_equals_duplicated(pool, row_weights):
+    """Each weight vector's metrics equal the existing functions on the rows duplicated that many times."""
+    values = metric_values(pool, row_weights)
+    for b, w in enumerate(row_weights):
         rows = np.repeat(np.arange(len(w)), w)
         expected = expected_12(pool.labels[rows], pool.outputs[rows], pool.probs[rows])
         assert_metrics_equal({n: v[b] for n, v in values.items()}, expected)
@@ -106,11 +110,7 @@ def test_weighted_record_counts_equal_duplicated_records():
     pool = pool_12(40, repeats=3, seed=5)
     counts = np.random.default_rng(6).integers(0, 3, size=(4, 40))
     row_weights = np.tile(counts, (1, 3))  # rows are record-major per repeat: record i is row i, i+40, i+80
-    values = metric_values(pool, row_weights)
-    for b, w in enumerate(row_weights):
-        rows = np.repeat(np.arange(len(w)), w)
-        expected = expected_12(pool.labels[rows], pool.outputs[rows], pool.probs[rows])
-        assert_metrics_equal({n: v[b] for n, v in values.items()}, expected)
+    assert_weighted_equals_duplicated(pool, row_weights)
 
 
 def test_point_metrics_equal_existing_functions():

@@ -167,8 +167,8 @@ def test_summarize_csv_of_a_multilabel_job(finished_job, capsys):
     assert low <= pooled <= high
 
 
-def test_compare_two_multilabel_jobs(finished_job, capsys):
-    """The 12-lead path of compare: multi-label predictions pooled, per-class F1, the challenge metric."""
+def test_compare_and_report_two_multilabel_jobs(finished_job, capsys):
+    """The 12-lead path of compare and report: multi-label predictions pooled, per-class F1, the challenge metric."""
     import shutil
 
     copy = finished_job / "GlobalSkipNet" / "job12_copy"
@@ -181,4 +181,10 @@ def test_compare_two_multilabel_jobs(finished_job, capsys):
     for m in metrics.values():  # the same predictions: no difference anywhere, and nothing claimed
         assert m["bootstrap"] == {"delta": 0.0, "low": 0.0, "high": 0.0}
         assert m["wilcoxon"]["p"] == 1.0 and m["corrected_t"]["p"] == 1.0
+    out = finished_job / "report12.html"
+    assert main(["report", "GlobalSkipNet", "--log-dir", str(finished_job), "--out", str(out),
+                 "--resamples", "50"]) == 0
+    text = out.read_text()
+    assert "auroc" in text and "Verdict: GlobalSkipNet/job12_copy vs GlobalSkipNet/job12: no evidence" in text
+    assert text.count("<img") >= 5  # forest plot, and curves and per-class table of each job
     shutil.rmtree(copy)

@@ -110,3 +110,13 @@ def test_repeated_split_uses_all_r_times_k_folds(tmp_path, capsys):
     assert m["corrected_t"]["n"] == 10 and m["corrected_t"]["statistic"] == pytest.approx(t)
     assert m["wilcoxon"]["p"] == pytest.approx(scipy.stats.wilcoxon(d).pvalue)
     assert result["design"]["n_records"] == 200  # each record tested once per repeat, resampled as one unit
+
+
+def test_refuses_predictions_of_other_records(log, capsys):
+    """The same split name, but a fold whose predictions.csv lists other records (e.g. an edited split folder)."""
+    path = log / "CRNN" / "strong" / "fold2" / "predictions.csv"
+    path.write_text(path.read_text().replace("A02000,", "B02000,"))
+    assert main(["compare", "CNN/weak", "CRNN/strong", "--log-dir", str(log)]) == 2
+    err = capsys.readouterr().err
+    assert "cannot compare CNN/weak with CRNN/strong: models were tested on different records" in err
+    assert "A02000 (A)" in err and "B02000 (B)" in err
