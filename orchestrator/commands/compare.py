@@ -27,7 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ecgcore.errors import ProjectError
+from ecgcore.data.splits import split_repeats
+from ecgcore.errors import DataError, ProjectError
 from ecgcore.io.cinc2017 import CLASSES
 from ecgcore.metrics.bootstrap import DEFAULT_LEVEL, DEFAULT_RESAMPLES, Interval, Pooled, paired_bootstrap
 from ecgcore.metrics.paired import TestResult, corrected_t_test, holm, min_wilcoxon_p, wilcoxon_test
@@ -130,9 +131,17 @@ def compare_jobs(jobs: list[JobScores], opts: CompareOptions) -> list[PairCompar
     pairs = [_pair(a, b, opts) for a, b in itertools.combinations(jobs, 2)]
     if len(pairs) > 1:
         _holm(pairs)
+    repeats = _repeats(jobs[0].design.split)
     for pair in pairs:
-        pair.verdict = verdict(pair, opts.level)
+        pair.verdict = verdict(pair, opts.level, repeats=repeats)
     return pairs
+
+
+def _repeats(split: str) -> int:
+    try:
+        return split_repeats(split)
+    except DataError:  # a stored split folder may have any name: not a repeated one
+        return 1
 
 
 def _pair(a: JobScores, b: JobScores, opts: CompareOptions) -> PairComparison:
@@ -163,7 +172,7 @@ def _holm(pairs: list[PairComparison]) -> None:
                 pair.metrics[metric].holm[test] = value
 
 
-def verdict(pair: PairComparison, level: float = DEFAULT_LEVEL, alpha: float = ALPHA) -> str:
+def verdict(pair: PairComparison, level: float = DEFAULT_LEVEL, alpha: float = ALPHA, repeats: int = 1) -> str:
     """One plain sentence on the primary score that never claims more than the numbers show."""
     m = pair.metrics.get(PRIMARY)
     if m is None:
@@ -189,7 +198,10 @@ def verdict(pair: PairComparison, level: float = DEFAULT_LEVEL, alpha: float = A
     else:
         text = f"no evidence of a difference ({numbers})"
     n = len(m.deltas)
-    if min_wilcoxon_p(n) >= alpha:
+    if repeats > 1:
+        text += f"; the Wilcoxon test (p = {m.p('wilcoxon'):.3f}) treats the {n} folds of {repeats} repeats as " \
+                "independent, which they are not (every repeat tests the same records): read the corrected t-test"
+    elif min_wilcoxon_p(n) >= alpha:
         text += f"; the Wilcoxon test cannot reach p < {alpha} with {n} folds (smallest two-sided p " \
                 f"{min_wilcoxon_p(n):.4g})"
     return f"{pair.b} vs {pair.a}: {text}"

@@ -110,6 +110,7 @@ def test_repeated_split_uses_all_r_times_k_folds(tmp_path, capsys):
     assert m["corrected_t"]["n"] == 10 and m["corrected_t"]["statistic"] == pytest.approx(t)
     assert m["wilcoxon"]["p"] == pytest.approx(scipy.stats.wilcoxon(d).pvalue)
     assert result["design"]["n_records"] == 200  # each record tested once per repeat, resampled as one unit
+    assert "treats the 10 folds of 2 repeats as independent" in result["pairs"][0]["verdict"]
 
 
 def test_refuses_predictions_of_other_records(log, capsys):
