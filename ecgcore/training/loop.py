@@ -19,9 +19,10 @@ from torch import nn
 from ecgcore.data import pipeline as data
 from ecgcore.data.inputs import LazyInputs
 from ecgcore.tracks import track_for
+from ecgcore.training import batches as batching
 from ecgcore.training import optim
 
-EVAL_BATCH = 64
+EVAL_BATCH = batching.EVAL_BATCH  # the CPU's evaluation batch, still importable from here
 
 
 def cpu_copy(value):
@@ -103,23 +104,28 @@ def epoch_batches(labels: np.ndarray, lengths: np.ndarray, batch_size: int, comp
 
 @torch.no_grad()
 def predict_proba(model: nn.Module, pipeline: data.Pipeline, items: LazyInputs, owners: np.ndarray,
-                  n_records: int, device, multilabel: bool = False) -> np.ndarray:
+                  n_records: int, device, multilabel: bool = False, batch_size: int | None = None) -> np.ndarray:
     """Class probabilities per record: inputs batched by similar length, windows averaged per record.
 
     Softmax over the classes for single-label models, an independent sigmoid
-    per class for multi-label ones.
+    per class for multi-label ones. batch_size: by default the device's
+    (batches.eval_batch_size). The inputs are built a batch ahead on a thread;
+    the probabilities stay on the device until all are computed and come to
+    the host in one copy, so the host never waits for the device mid-way.
     """
     model.eval()
+    device = torch.device(device)
+    size = batch_size or batching.eval_batch_size(device)
     order = np.argsort(items.lengths, kind="stable")
-    probs = None
-    for start in range(0, len(order), EVAL_BATCH):
-        idx = order[start:start + EVAL_BATCH]
-        x, lengths = pipeline.to_tensors(items.batch(idx), device)
-        logits = model(x, lengths).float()
-        batch = (torch.sigmoid(logits) if multilabel else torch.softmax(logits, dim=1)).cpu().numpy()
-        if probs is None:
-            probs = np.zeros((len(items), batch.shape[1]), dtype=np.float64)
-        probs[idx] = batch
+    chunks = [order[start:start + size] for start in range(0, len(order), size)]
+    outputs = []
+    with batching.prefetch(batching.host_batches(pipeline, items, chunks, device.type == "cuda")) as ready:
+        for _, x, lengths in ready:
+            logits = model(*batching.to_device(x, lengths, device)).float()
+            outputs.append(torch.sigmoid(logits) if multilabel else torch.softmax(logits, dim=1))
+    in_order = torch.cat(outputs).cpu().numpy()
+    probs = np.zeros((len(items), in_order.shape[1]), dtype=np.float64)
+    probs[order] = in_order
     out = np.zeros((n_records, probs.shape[1]), dtype=np.float64)
     np.add.at(out, owners, probs)
     return out / np.bincount(owners, minlength=n_records)[:, None]
@@ -161,6 +167,9 @@ class EpochLoop:
         self.strata = track_for(task.challenge).strata(fold.train.labels)
         steps = max(1, -(-len(fold.train) // self.tp.batch_size))
         self.stepper = optim.Stepper(model, self.tp, steps, task.max_epochs, device)
+        self.eval_batch = batching.eval_batch_size(device, self.tp.batch_size)
+        self.batch_lengths = None  # the current training batch's lengths on the host (no device read for them)
+        batching.tune_device(device, fold.pipeline)
         self.best_value, self.best_epoch, self.best_state = None, 0, None
         self.epoch, self.stop_reason = 0, "max_epochs"
         self.train_x = None  # the current draw of training inputs (kept until the next reload)
@@ -184,6 +193,8 @@ class EpochLoop:
                  else torch.from_numpy(self.train_x.seeds),
                  "time_left_s": None if self.deadline is None else self.deadline - time.monotonic(),
                  "elapsed_s": time.monotonic() - self.started}
+        if self.device.type == "cuda":  # dropout on a GPU draws from its own generators; a CPU fold never asks
+            state["cuda_rng_state"] = torch.cuda.get_rng_state_all()
         return cpu_copy(state)
 
     def restore(self, state: dict) -> None:
@@ -196,6 +207,9 @@ class EpochLoop:
         self.stepper.load_state_dict(state["stepper"])
         self.rng.bit_generator.state = state["rng"]
         torch.set_rng_state(state["torch_rng"])
+        if self.device.type == "cuda" and state.get("cuda_rng_state") is not None:  # older states have none
+            # a worker with fewer GPUs than the one that saved the state restores those it has
+            torch.cuda.set_rng_state_all(state["cuda_rng_state"][:torch.cuda.device_count()])
         self.epoch, self.best_epoch = state["epoch"], state["best_epoch"]
         self.best_value, self.best_state = state["best_value"], state["best_state"]
         if state["time_left_s"] is not None:
@@ -224,20 +238,32 @@ class EpochLoop:
             self.best_state = copy.deepcopy(self.model.state_dict())
 
     def train_epoch(self, train_x: LazyInputs) -> float:
+        """One epoch; its loss is the mean of the batches' losses, read from the device once at the end.
+
+        The batch order is drawn here, before any batch, as it always was; the
+        inputs are built on the prefetch thread from their own seeds; mixup and
+        the like draw in batch_loss, on this thread, in batch order.
+        """
         self.model.train()
-        losses = []
-        for batch in epoch_batches(self.strata, train_x.lengths, self.tp.batch_size, self.compensation,
-                                   self.rng):
-            x, lengths_t = self.fold.pipeline.to_tensors(train_x.batch(batch), self.device)
-            with self.stepper.autocast():
-                loss = self.batch_loss(x, lengths_t, batch)
-            self.stepper.step(loss)
-            losses.append(float(loss.detach()))
-            # The time limit ends training at a batch boundary, so one slow epoch cannot overrun it.
-            if self.deadline is not None and time.monotonic() >= self.deadline:
-                self.out_of_time = True
-                break
-        return float(np.mean(losses))
+        order = epoch_batches(self.strata, train_x.lengths, self.tp.batch_size, self.compensation, self.rng)
+        # float64, so each entry is exactly the float(loss) of old and their mean the same number
+        losses = torch.zeros(len(order), dtype=torch.float64, device=self.device)
+        done = 0
+        pin = self.device.type == "cuda"
+        with batching.prefetch(batching.host_batches(self.fold.pipeline, train_x, order, pin)) as ready:
+            for batch, x, lengths in ready:
+                self.batch_lengths = lengths
+                x, lengths_t = batching.to_device(x, lengths, self.device)
+                with self.stepper.autocast():
+                    loss = self.batch_loss(x, lengths_t, batch)
+                self.stepper.step(loss)
+                losses[done] = loss.detach()  # no host read per batch: the device runs ahead
+                done += 1
+                # The time limit ends training at a batch boundary, so one slow epoch cannot overrun it.
+                if self.deadline is not None and time.monotonic() >= self.deadline:
+                    self.out_of_time = True
+                    break
+        return float(np.mean(losses[:done].cpu().numpy()))
 
     def validate(self, epoch: int, train_loss: float) -> None:
         value, row = self.evaluate()

@@ -50,7 +50,8 @@ class MultiLabelLoop(EpochLoop):
         self.targets = torch.as_tensor(np.asarray(fold.train.labels, dtype=np.float32))
 
     def batch_loss(self, x, lengths, batch) -> torch.Tensor:
-        y = self.targets[torch.as_tensor(batch)].to(self.device)
+        # from pageable memory a non_blocking copy is staged at once: the host does not wait for the device
+        y = self.targets[torch.as_tensor(batch)].to(self.device, non_blocking=True)
         if self.loss_cfg.label_smoothing > 0:
             y = y * (1 - self.loss_cfg.label_smoothing) + 0.5 * self.loss_cfg.label_smoothing
         if self.tp.mixup > 0 and x.shape[0] > 1:
@@ -67,7 +68,7 @@ class MultiLabelLoop(EpochLoop):
         for part in ("valid", "test") if self.task.log_test_score else ("valid",):
             subset = getattr(self.fold, part)
             probs = predict_proba(self.model, self.fold.pipeline, subset.eval_items, subset.owners,
-                                  len(subset), self.device, multilabel=True)
+                                  len(subset), self.device, multilabel=True, batch_size=self.eval_batch)
             if thresholds is None:  # the validation fold's, applied to the test fold too
                 thresholds = self.track.tune(subset.labels, probs)
             reports[part] = self.track.report(subset.labels, probs, thresholds)

@@ -77,7 +77,8 @@ def weighted_loss(logits: torch.Tensor, y: torch.Tensor, weights: torch.Tensor,
 def mixup(x: torch.Tensor, lengths: torch.Tensor, alpha: float, rng: np.random.Generator):
     """Mix each record with a random partner: (x, lengths, partner index, lambda)."""
     lam = float(rng.beta(alpha, alpha))
-    perm = torch.as_tensor(rng.permutation(x.shape[0]), device=x.device)
+    # non_blocking: the permutation is staged and queued, the host does not wait for the device
+    perm = torch.as_tensor(rng.permutation(x.shape[0])).to(x.device, non_blocking=True)
     mixed = lam * x + (1 - lam) * x[perm]
     return mixed, torch.maximum(lengths, lengths[perm]), perm, lam
 
@@ -95,7 +96,8 @@ class Stepper:
         self.model, self.tp, self.device = model, tp, device
         self.optimizer = make_optimizer(model, tp)
         self.scheduler = make_scheduler(self.optimizer, steps_per_epoch, max_epochs, tp)
-        # float16 needs loss scaling against underflow; bfloat16 (the CPU's) has float32's range.
+        # float16 on CUDA (every GPU has it; bfloat16 needs Ampere or later) with loss scaling against
+        # underflow; bfloat16 elsewhere (the CPU's autocast type) has float32's range and needs none.
         self.amp_dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
         self.scaler = torch.amp.GradScaler(device.type, enabled=tp.amp and device.type == "cuda")
 

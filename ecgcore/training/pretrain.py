@@ -26,7 +26,8 @@ from torch import nn
 from ecgcore.config.model import Pretraining
 from ecgcore.errors import ProjectError
 from ecgcore.models.common import time_mask
-from ecgcore.training.loop import EVAL_BATCH, EpochLoop, FoldRun, TrainResult
+from ecgcore.training import batches as batching
+from ecgcore.training.loop import EpochLoop, FoldRun, TrainResult
 
 
 class PretrainNet(nn.Module):
@@ -58,8 +59,11 @@ def hidden_mask(lengths: torch.Tensor, steps: int, cfg: Pretraining, rng: np.ran
     return torch.from_numpy(mask[:, None, :])
 
 
-def reconstruction_loss(model: PretrainNet, x, lengths, cfg: Pretraining, rng) -> torch.Tensor:
-    hide = hidden_mask(lengths.cpu(), x.shape[-1], cfg, rng).to(x.device)
+def reconstruction_loss(model: PretrainNet, x, lengths, cfg: Pretraining, rng,
+                        host_lengths: torch.Tensor | None = None) -> torch.Tensor:
+    """host_lengths: lengths already on the CPU; with them the mask is drawn without reading the device."""
+    host = lengths.cpu() if host_lengths is None else host_lengths
+    hide = hidden_mask(host, x.shape[-1], cfg, rng).to(x.device, non_blocking=True)
     hide = hide * time_mask(lengths, x.shape[-1], x.dtype)
     recon = model(x * (1 - hide), lengths)
     err = ((recon.float() - x) ** 2) * hide
@@ -76,7 +80,7 @@ def pretrain(run: FoldRun, net, info: dict, resume=None):
     loop.run()
     loop.model.load_state_dict(loop.best_state)
     info["elapsed_s"] = time.monotonic() - run.started
-    train_loss = evaluate(loop.model, fold.train, fold.pipeline, loop.cfg, device)
+    train_loss = evaluate(loop.model, fold.train, fold.pipeline, loop.cfg, device, loop.eval_batch)
     scores = {"valid": {"loss": loop.best_value}, "train": {"loss": train_loss}}
     return TrainResult.after(loop, scores=scores, info=info)
 
@@ -95,22 +99,28 @@ class _PretrainLoop(EpochLoop):
         self.cfg = run.task.model.pretraining
 
     def batch_loss(self, x, lengths, batch) -> torch.Tensor:
-        return reconstruction_loss(self.model, x, lengths, self.cfg, self.rng)
+        return reconstruction_loss(self.model, x, lengths, self.cfg, self.rng, host_lengths=self.batch_lengths)
 
     def evaluate(self) -> tuple[float, dict]:
-        valid = evaluate(self.model, self.fold.valid, self.fold.pipeline, self.cfg, self.device)
+        valid = evaluate(self.model, self.fold.valid, self.fold.pipeline, self.cfg, self.device, self.eval_batch)
         return valid, {"valid_loss": valid}
 
 
 @torch.no_grad()
-def evaluate(model: PretrainNet, subset, pipeline, cfg: Pretraining, device) -> float:
-    """Mean reconstruction loss over a subset's evaluation inputs, with a fixed mask draw."""
+def evaluate(model: PretrainNet, subset, pipeline, cfg: Pretraining, device, batch_size: int | None = None) -> float:
+    """Mean reconstruction loss over a subset's evaluation inputs, with a fixed mask draw.
+
+    The sum stays on the device, in float64 (each term exactly the float(loss) * n of old), and is read once.
+    """
     model.eval()
     rng = np.random.default_rng(0)  # the same hidden spans at every validation
     items = subset.eval_items
-    total, weight = 0.0, 0
-    for start in range(0, len(items), EVAL_BATCH):
-        x, lengths = pipeline.to_tensors(items[start:start + EVAL_BATCH], device)
-        total += float(reconstruction_loss(model, x, lengths, cfg, rng)) * x.shape[0]
-        weight += x.shape[0]
-    return total / max(weight, 1)
+    size = batch_size or batching.eval_batch_size(device)
+    chunks = [np.arange(start, min(start + size, len(items))) for start in range(0, len(items), size)]
+    total, weight = torch.zeros((), dtype=torch.float64, device=device), 0
+    with batching.prefetch(batching.host_batches(pipeline, items, chunks, device.type == "cuda")) as ready:
+        for _, x, lengths in ready:  # the mask draws stay on this thread, in batch order
+            x_d, lengths_d = batching.to_device(x, lengths, device)
+            total += reconstruction_loss(model, x_d, lengths_d, cfg, rng, host_lengths=lengths).double() * len(x)
+            weight += len(x)
+    return float(total) / max(weight, 1)

@@ -72,20 +72,24 @@ def load_pretrained(model: nn.Module, path: str) -> int:
 
 
 def train_task(task: Task, observer: TrainingObserver | None = None, resume: dict | None = None,
-               prepared=None, parts: dict | None = None) -> TrainResult:
+               prepared=None, parts: dict | None = None, device: str | None = None,
+               notes: tuple[str, ...] = ()) -> TrainResult:
     """Train task.model on its fold and score the best model on train/valid/test.
 
     resume is a state the observer received through on_checkpoint: training
     continues after that validation (a retried trial), not from scratch.
     prepared is the task's dataset already preprocessed (ecgcore.io.cache);
     without it the fold reads and preprocesses the dataset itself. parts
-    holds the same for each part of a stacked model, by part name.
+    holds the same for each part of a stacked model, by part name. device is
+    where to train ("cpu", "cuda"); the caller that knows what the fold was given
+    (the trial: Ray's GPU ids) decides, and a fold given no GPU then never touches
+    CUDA. None: CUDA when torch sees it, else the CPU. notes go to scores.json.
     """
     started = time.monotonic()
     torch.set_num_threads(task.threads)
     seed = np.random.SeedSequence([task.model.training_parameters.seed, task.fold])
     torch.manual_seed(int(seed.generate_state(1)[0]))
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     fold = data.load_fold(task, prepared)
     run = FoldRun(task=task, fold=fold, device=device, rng=np.random.default_rng(seed),
                   observer=observer or TrainingObserver(), started=started)
@@ -94,7 +98,7 @@ def train_task(task: Task, observer: TrainingObserver | None = None, resume: dic
     info = {"device": str(device), "n_parameters": sum(p.numel() for p in model.parameters()),
             "n_train": len(fold.train), "n_valid": len(fold.valid), "n_test": len(fold.test),
             "test_sources": sorted(set(fold.test.sources)), "source_fs": fold.pipeline.source_fs,
-            "shared_dataset": prepared is not None}
+            "shared_dataset": prepared is not None, "notes": list(notes)}
     if get_architecture(task.model.model_name).trainer == "stacking":
         from ecgcore.training.stacking import train_stack  # LightGBM, scikit-learn and the feature set: hybrids only
 
@@ -151,7 +155,8 @@ class _Loop(EpochLoop):
         self.weights = torch.tensor(weights, dtype=torch.float32, device=run.device)
 
     def batch_loss(self, x, lengths, batch) -> torch.Tensor:
-        y = torch.as_tensor(self.fold.train.labels[batch], device=self.device)
+        # A host tensor copied without waiting: as_tensor(..., device=cuda) would block on every batch.
+        y = torch.as_tensor(self.fold.train.labels[batch]).to(self.device, non_blocking=True)
         if self.tp.mixup > 0 and x.shape[0] > 1:
             x, lengths, perm, lam = optim.mixup(x, lengths, self.tp.mixup, self.rng)
             logits = self.model(x, lengths)

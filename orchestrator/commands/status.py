@@ -31,7 +31,8 @@ def fold_state(fold: FoldDir) -> FoldState:
     if scores is not None:
         if scores.get("kind") == "pretrain":
             return FoldState("done", f"valid loss {scores['valid']['loss']:.4f}")
-        return FoldState("done", f"test score {scores['test']['score']:.3f} after {scores['epochs_run']} epochs")
+        return FoldState("done", f"test score {scores['test']['score']:.3f} after {scores['epochs_run']} epochs"
+                                 f"{_gpus(scores)}")
     error = fold.error_lines()
     if error is not None:
         return FoldState("failed", f"{error[-1] if error else 'error'} (trace: {fold.file(ERROR)})")
@@ -44,7 +45,15 @@ def fold_state(fold: FoldDir) -> FoldState:
     if same_host and not process_alive(int(attempt.get("pid", -1))):
         return FoldState("stopped", f"{progress}; its process is gone (resume continues it)")
     where = "" if same_host else f" on {attempt.get('host')}"
-    return FoldState("running", f"{progress}, attempt {attempt.get('attempt', 1)}, {elapsed}{where}")
+    return FoldState("running", f"{progress}, attempt {attempt.get('attempt', 1)}, {elapsed}{where}{_gpus(attempt)}")
+
+
+def _gpus(record: dict) -> str:
+    """' on GPU 0 (CUDA_VISIBLE_DEVICES=0)' for a fold Ray gave GPUs; '' for a CPU fold or an older log."""
+    ids = record.get("gpu_ids")
+    if not ids:
+        return ""
+    return f" on GPU {','.join(map(str, ids))} (CUDA_VISIBLE_DEVICES={record.get('cuda_visible_devices')})"
 
 
 def _progress(rows: list[dict]) -> str:

@@ -144,12 +144,12 @@ def job_summary(job_dir: JobDir, bootstrap: Bootstrap = Bootstrap()) -> JobSumma
         if scores.get("kind", "classify") == "pretrain":
             losses.append((scores["fold"], scores["valid"]["loss"]))
         elif track_for(fold.challenge).multilabel:
-            rows.append(_multilabel_row(scores["fold"], scores["test"]))
+            rows.append({**_multilabel_row(scores["fold"], scores["test"]), **_placement(scores)})
             class_f1.append(scores["test"]["f1"])
             if scores["split"].startswith("sources_") and scores.get("test_sources"):
                 sources.append((scores["fold"], "+".join(scores["test_sources"])))
         else:
-            rows.append(_row(scores["fold"], scores["test"]))
+            rows.append({**_row(scores["fold"], scores["test"]), **_placement(scores)})
             naive.append(naive_row(scores))
     expected = job_dir.expected_folds()
     if not (rows or expected):
@@ -161,6 +161,11 @@ def job_summary(job_dir: JobDir, bootstrap: Bootstrap = Bootstrap()) -> JobSumma
     return JobSummary(job_dir.name, sorted(rows, key=by_fold), expected, sorted(naive, key=by_fold),
                       job_dir.ensemble(), tuple(losses), challenge, tuple(class_f1), tuple(sorted(sources)),
                       intervals, note, per_repeat)
+
+
+def _placement(scores: dict) -> dict:
+    """The GPUs the fold was given (json only: the table and csv keep their columns); {} before they were kept."""
+    return {k: scores[k] for k in ("gpu_ids", "cuda_visible_devices") if k in scores}
 
 
 def _folds_per_repeat(split: str) -> int:

@@ -49,6 +49,8 @@ from orchestrator.logdir.reader import (
 from orchestrator.logdir.runstate import config_hash
 
 _OUTPUTS = (JOB, MODEL, HOTLOG, VALIDATIONS, BEST_MODEL, PREDICTIONS, SCORES)
+# What the scheduler gave the fold: Ray's GPU ids and the CUDA_VISIBLE_DEVICES the process ran with.
+PLACEMENT_KEYS = ("gpu_ids", "cuda_visible_devices")
 
 
 def hotlog_columns(task: Task) -> list[str]:
@@ -66,6 +68,7 @@ class FoldLog(TrainingObserver):
         self.dir = Path(task.out_dir)
         self.columns = hotlog_columns(task)
         self.writer = None
+        self.placement: dict = {}  # the accelerators this attempt was given (PLACEMENT_KEYS), for scores.json
 
     def open(self, resume: dict | None = None, attempt_extra: dict | None = None) -> None:
         """Start the fold afresh, or (resume: a checkpoint's state) continue after its epoch."""
@@ -84,6 +87,7 @@ class FoldLog(TrainingObserver):
                 (self.dir / name).unlink(missing_ok=True)
             rows = self._rows_until(resume["epoch"])
             self._save_best(resume["best_state"])  # a crashed attempt may have saved a later best
+        self.placement = {k: v for k, v in (attempt_extra or {}).items() if k in PLACEMENT_KEYS}
         attempt = json.loads((self.dir / ATTEMPT).read_text())["attempt"] + 1 \
             if resume is not None and (self.dir / ATTEMPT).exists() else 1
         write_json_atomic(self.dir / ATTEMPT, {"host": socket.gethostname(), "pid": os.getpid(),
@@ -161,6 +165,7 @@ class FoldLog(TrainingObserver):
             "source_fs": result.info.get("source_fs"),
             "shared_dataset": result.info.get("shared_dataset"),
             "n_parameters": result.info.get("n_parameters"), "device": result.info.get("device"),
+            **self.placement,
             "notes": result.info.get("notes", []),
             **({"parts": result.info["parts"]} if "parts" in result.info else {}),  # a stack's parts' own scores
             "elapsed_s": round(result.info.get("elapsed_s", 0.0), 2),

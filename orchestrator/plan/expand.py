@@ -15,6 +15,7 @@ from pathlib import PurePath
 
 from ecgcore.config.model import ModelConfig
 from ecgcore.config.task import Task
+from ecgcore.errors import ProjectError
 from orchestrator.config.jobs import NamedJob
 from orchestrator.config.settings import Settings
 from orchestrator.logdir.reader import BEST_MODEL
@@ -86,6 +87,25 @@ def resources(job: NamedJob, overrides: Overrides, cluster_gpus: float) -> dict[
     if gpus is None:
         gpus = 1.0 if cluster_gpus > 0 else 0.0
     return {"cpu": float(_cpus(job, overrides)), "gpu": float(gpus)}
+
+
+def check_gpu_capacity(jobs: list[NamedJob], overrides: Overrides, node_gpus: list[float], where: str) -> None:
+    """Refuse a job whose tasks ask for more GPUs than any one node has: Ray would leave them pending forever.
+
+    node_gpus: the GPUs of each node (one entry for a local Ray on this machine); where names them in the message.
+    """
+    largest, total = max(node_gpus, default=0.0), sum(node_gpus)
+    for job in jobs:
+        gpus = resources(job, overrides, total)["gpu"]
+        if gpus > 1 and gpus != int(gpus):
+            raise ProjectError(f"job {job.name}: {gpus:g} GPUs per task; above one GPU a task takes whole GPUs "
+                               "(fractions pack several tasks onto one GPU)")
+        if gpus > largest:
+            per_node = ", ".join(f"{g:g}" for g in node_gpus)
+            has = f"{where} has {largest:g}" if len(node_gpus) <= 1 else \
+                f"no node of {where} has more than {largest:g} (GPUs per node: {per_node})"
+            raise ProjectError(f"job {job.name} asks for {gpus:g} GPU(s) per task, but {has}; lower gpus_per_task "
+                               "(job file or --gpus-per-task) or run where the GPUs are")
 
 
 def _cpus(job: NamedJob, overrides: Overrides) -> float:

@@ -99,8 +99,29 @@ def connect(address: str | None, dashboard_host: str, dashboard_port: int | None
     return f"http://{url}" if url else None
 
 
+def initialised() -> bool:
+    """Whether this process is already connected to a Ray (tests share one; connect() then uses it)."""
+    return ray.is_initialized()
+
+
 def alive_nodes() -> int:
     return sum(1 for node in ray.nodes() if node.get("Alive"))
+
+
+def node_gpus() -> list[float]:
+    """The GPUs of every live node of the connected Ray (logical ones included)."""
+    return [float(node.get("Resources", {}).get("GPU", 0.0)) for node in ray.nodes() if node.get("Alive")]
+
+
+def local_gpus() -> float:
+    """The GPUs a local Ray started on this machine would see, found without starting it.
+
+    Ray's own detection (NVIDIA's library, CUDA_VISIBLE_DEVICES), not torch's: a CPU-only torch on a GPU
+    machine still gets its GPU folds, which then say they run on the CPU (run/trial.py, fold_device).
+    """
+    from ray._private.accelerators import get_accelerator_manager_for_resource  # Ray 2.60's detector
+
+    return float(get_accelerator_manager_for_resource("GPU").get_current_node_num_accelerators())
 
 
 def run_tasks(tasks: list[Task], jobs: list[NamedJob], overrides: Overrides, log_dir: Path,

@@ -12,6 +12,8 @@ trials run in their own cwd.
 from __future__ import annotations
 
 import logging
+import os
+import sys
 import tempfile
 from pathlib import Path
 
@@ -43,8 +45,8 @@ class TuneFoldLog(FoldLog):
         super().__init__(task, job, provenance)
         self.fault, self.row = fault, None
 
-    def open(self, resume: dict | None = None) -> None:
-        super().open(resume, attempt_extra={"ray_node_id": node_id()})
+    def open(self, resume: dict | None = None, placement: dict | None = None) -> None:
+        super().open(resume, attempt_extra={"ray_node_id": node_id(), **(placement or {})})
 
     def on_validation(self, row: dict) -> None:
         super().on_validation(row)
@@ -87,12 +89,15 @@ def run_trial(config: dict, shared: dict | None = None) -> None:
         tune.report({"epoch": scores["epochs_run"], **_final(task, scores), "fold_done": True, "skipped": True})
         return
     resume = _restored_state()
+    placement = gpu_placement()
+    device, note = fold_device(placement)
     log = TuneFoldLog(task, spec["job"], config["provenance"], config.get("fault"))
-    log.open(resume)
+    log.open(resume, placement)
     try:
         parts = {name: _prepared({"data_key": key, "cache_file": spec["part_files"][name]}, shared)
                  for name, key in spec.get("part_keys", {}).items()}
-        result = train_task(task, log, resume, _prepared(spec, shared), parts)
+        result = train_task(task, log, resume, _prepared(spec, shared), parts, device=device,
+                            notes=(note,) if note else ())
     except BaseException as exc:
         log.record_error(exc)
         raise
@@ -100,6 +105,30 @@ def run_trial(config: dict, shared: dict | None = None) -> None:
         log.close()
     scores = log.finish(result)
     tune.report({"epoch": result.epochs_run, **_final(task, scores), "fold_done": True})
+
+
+def gpu_placement() -> dict:
+    """The GPU ids Ray assigned to this trial and the CUDA_VISIBLE_DEVICES it set for the process."""
+    ids = ray.get_runtime_context().get_accelerator_ids().get("GPU", [])
+    return {"gpu_ids": [str(i) for i in ids], "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES")}
+
+
+def fold_device(placement: dict) -> tuple[str, str | None]:
+    """Where the fold trains, and a note when that is not what it was given.
+
+    A fold given no GPU trains on the CPU without asking torch about CUDA at all. One given a GPU
+    whose torch sees none (a CPU-only wheel, a driver missing, logical GPUs in a test) says so once,
+    loudly, on stderr and in scores.json's notes, and trains on the CPU rather than failing.
+    """
+    if not placement["gpu_ids"]:
+        return "cpu", None
+    if torch.cuda.is_available():
+        return "cuda", None
+    note = (f"Ray gave this fold GPU {', '.join(placement['gpu_ids'])} (CUDA_VISIBLE_DEVICES="
+            f"{placement['cuda_visible_devices']}) but torch {torch.__version__} sees no CUDA device: "
+            "training on the CPU")
+    print(f"WARNING: {note}", file=sys.stderr, flush=True)
+    return "cpu", note
 
 
 def _prepared(spec: dict, shared: dict | None):

@@ -1,5 +1,6 @@
-"""A job on a two-node Ray cluster started on this machine (ray.cluster_utils.Cluster): trials run on
-both nodes and every fold lands; without --storage-path the multi-node submit is refused.
+"""A job on a two-node Ray cluster started on this machine (ray.cluster_utils.Cluster), one logical GPU per
+node: the GPU folds run on both nodes and every fold lands; without --storage-path the multi-node submit is
+refused.
 
 The cluster runs in a subprocess, so the test session's own local Ray is left alone.
 """
@@ -22,10 +23,11 @@ SCRIPT = textwrap.dedent("""
     from orchestrator.cli import main
 
     job, data, log, store = sys.argv[1:5]
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
-    cluster.add_node(num_cpus=1)
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "num_gpus": 1})
+    cluster.add_node(num_cpus=1, num_gpus=1)
     cluster.wait_for_nodes()
-    common = ["submit", job, "--data", data, "--log-dir", log, "--address", cluster.address, "--cpus-per-task", "1"]
+    common = ["submit", job, "--data", data, "--log-dir", log, "--address", cluster.address, "--cpus-per-task", "1",
+              "--gpus-per-task", "1"]
     refused = main(common)
     code = main(common + ["--storage-path", store])
     print("EXIT", refused, code)
@@ -47,7 +49,9 @@ def test_a_job_spreads_over_two_nodes(tmp_path, synth_dir):
     folds = tmp_path / "log" / "CNN" / "job"
     nodes = set()
     for k in range(4):
-        assert (folds / f"fold{k}" / "scores.json").exists()
-        nodes.add(json.loads((folds / f"fold{k}" / "attempt.json").read_text())["ray_node_id"])
-    assert len(nodes) == 2, f"all trials ran on {nodes}"
+        scores = json.loads((folds / f"fold{k}" / "scores.json").read_text())
+        attempt = json.loads((folds / f"fold{k}" / "attempt.json").read_text())
+        nodes.add(attempt["ray_node_id"])
+        assert scores["gpu_ids"] == ["0"]  # each node has one (logical) GPU: every fold had a whole one
+    assert len(nodes) == 2, f"all GPU folds ran on {nodes}"
     assert (tmp_path / "shared-store").is_dir()

@@ -1,10 +1,13 @@
-"""expand(): pure, ordered, stable ids; the dry-run table."""
+"""expand(): pure, ordered, stable ids; the dry-run table; GPUs per task against the nodes' GPUs."""
 
 from pathlib import PurePath
 
+import pytest
+
+from ecgcore.errors import ProjectError
 from orchestrator.cli import main
 from orchestrator.config.jobs import load_jobs, load_models
-from orchestrator.plan.expand import Overrides, expand, resources
+from orchestrator.plan.expand import Overrides, check_gpu_capacity, expand, resources
 from tests.conftest import ROOT
 
 LOG, BASE = PurePath("log"), PurePath("/project")
@@ -66,3 +69,17 @@ def test_published_job_mixes_every_architecture():
     tasks = expand(jobs, load_models(jobs, ROOT / "models"), LOG, BASE)
     assert {t.model.model_name for t in tasks} == set(known_architectures())
     assert len(tasks) == 5 * len(jobs)
+
+
+def test_gpu_capacity_is_checked_against_the_largest_node():
+    jobs, _ = _plan()
+    check_gpu_capacity(jobs, Overrides(), [0.0], "this machine")  # no GPU asked, none there: CPU folds
+    check_gpu_capacity(jobs, Overrides(), [1.0, 1.0], "the Ray cluster")  # the default, 1 GPU, fits
+    check_gpu_capacity(jobs, Overrides(gpus_per_task=0.2), [1.0], "this machine")
+    with pytest.raises(ProjectError, match=r"job CNN_paper asks for 2 GPU\(s\) per task, but no node of the Ray "
+                                           r"cluster has more than 1 \(GPUs per node: 1, 1\)"):
+        check_gpu_capacity(jobs, Overrides(gpus_per_task=2), [1.0, 1.0], "the Ray cluster")
+    with pytest.raises(ProjectError, match="job CNN_paper asks for 1 GPU\\(s\\) per task, but this machine has 0;"):
+        check_gpu_capacity(jobs, Overrides(gpus_per_task=1), [0.0], "this machine")
+    with pytest.raises(ProjectError, match="1.5 GPUs per task; above one GPU a task takes whole GPUs"):
+        check_gpu_capacity(jobs, Overrides(gpus_per_task=1.5), [4.0], "this machine")
