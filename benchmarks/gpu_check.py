@@ -4,11 +4,11 @@
     python benchmarks/gpu_check.py [--data ../shared/ecg-data/training2017] [--steps forward_backward throughput]
 
 Steps, each guarded (a failure is recorded, the next runs): environment; forward_backward (each registered network
-in float32 and autocast float16 / bfloat16 on CUDA: differences to float32, ms per batch); throughput (training
-records/s, AMP off and on); packing (5 folds of CNN_small and GlobalSkipNet_but submitted at --gpus-per-task 0.2
-and 1: wall times, GPU use; goal packed >= 3x faster); ddp (a fold with 2 workers sharing the GPU). Writes and
-prints gpu_check.json (per step: status ok / failed / skipped, reason, numbers, seconds) and gpu_check.md (tables
-for docs/benchmarks.md). Exit 0; 1 if a step failed; 2 without a visible GPU (only the environment step is run).
+in float32 and autocast float16 / bfloat16 on CUDA: differences to float32, ms/batch); throughput (training rec/s,
+AMP off / on); packing (5 folds of CNN_small and GlobalSkipNet_but at --gpus-per-task 0.2 and 1: wall times, GPU
+use; goal packed >= 3x faster); ddp (a fold, 2 workers sharing the GPU). Writes and prints gpu_check.json (per step:
+status ok / failed / skipped, reason, numbers, seconds) and gpu_check.md (tables for docs/benchmarks.md). Exit 0;
+1 if a step failed; 2 without a visible GPU (then only the environment step runs).
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ PREFERRED = {"CNN": "CNN_small", "CRNN": "CRNN_small", "ResNet1d": "ResNet1d_rib
              "GlobalSkipNet": "GlobalSkipNet_but", "ECGDualNet": "ECGDualNet_S"}
 PACK_MODELS, PACK_GPUS, SPLIT, FOLDS = ("CNN_small", "GlobalSkipNet_but"), (0.2, 1.0), "split_5_6_14", [0, 1, 2, 3, 4]
 SMI_SAMPLE = ["--query-gpu=utilization.gpu,memory.used", "--format=csv,noheader,nounits", "-l", "1"]
-STEP_BUDGET_S, WARMUP, ITERS, BATCHES, TRAIN_STEPS = 120.0, 3, 5, 16, 200
+STEP_BUDGET_S, WARMUP, ITERS, BATCHES, TRAIN_STEPS, LOSS_SCALE = 120.0, 3, 5, 16, 200, 4096.0
 
 
 class Skip(Exception):
@@ -74,8 +74,7 @@ def model_files() -> tuple[dict[str, str], dict[str, str]]:
     by_arch: dict[str, list[str]] = {}
     for name in throughput.single_lead_models(ROOT / "models"):
         by_arch.setdefault(json.loads((ROOT / "models" / f"{name}.json").read_text())["model_name"], []).append(name)
-    chosen = {PREFERRED[a] if PREFERRED.get(a) in by_arch[a] else by_arch[a][0]: a for a in by_arch}
-    return dict(sorted(chosen.items())), {
+    return {PREFERRED[a] if PREFERRED.get(a) in by_arch[a] else by_arch[a][0]: a for a in sorted(by_arch)}, {
         a: f"{get_architecture(a).trainer} trainer on {get_architecture(a).input} input: no network trained by epochs"
         for a in known_architectures() if a not in by_arch}
 
@@ -129,13 +128,13 @@ def one_pass(torch, model, batch, dtype, stepper=None) -> tuple | None:
     if stepper is not None:
         return stepper.step(loss)  # zero_grad, scaled backward, step, schedule: as in the training loop
     model.zero_grad(set_to_none=True)
-    loss.backward()
+    (loss * LOSS_SCALE).backward()  # scaled as by GradScaler, or float16 gradients underflow; exact in float32
     return logits.detach().float(), loss.detach(), [p.grad for p in model.parameters() if p.grad is not None]
 
 
 def compare_precisions(torch, bench) -> dict:
     model, (x, lengths, y) = bench.model.eval(), bench.train[0]
-    with torch.no_grad():  # eval mode is deterministic: the CPU and the GPU agree up to rounding (and TF32)
+    with torch.no_grad():  # eval mode (deterministic): CPU and GPU agree up to rounding and TF32; then train mode
         cpu_out, batch = model(x, lengths), tuple(t.cuda() for t in (x, lengths, y))
         cuda_out = model.cuda()(*batch[:2]).cpu()
     out = {"parameters": sum(p.numel() for p in model.train().parameters()), "batch": list(x.shape),
@@ -144,7 +143,7 @@ def compare_precisions(torch, bench) -> dict:
     bf16 = {"bfloat16": torch.bfloat16} if torch.cuda.is_bf16_supported() else {}
     for label, dtype in {"float32": None, "float16": torch.float16, **bf16}.items():
         logits, loss, grads = one_pass(torch, model, batch, dtype)
-        grads = torch.cat([g.flatten().float() for g in grads])
+        grads = torch.cat([g.flatten().float() for g in grads]) / LOSS_SCALE
         seconds = cuda_seconds(torch, lambda d=dtype: one_pass(torch, model, batch, d), ITERS)
         out["ms"][label] = round(seconds / ITERS * 1000, 3)
         if dtype is None:
@@ -220,17 +219,18 @@ def timed_submit(cmd: list[str], log_dir: Path, names, expected: int, timeout: f
         os.killpg(proc.pid, signal.SIGKILL)
         output, timed_out = proc.communicate()[0], True
     wall_s = round(time.monotonic() - started, 1)
-    if smi is not None:
-        smi.terminate()
+    if smi is not None:  # Ctrl-C ends nvidia-smi's loop cleanly, its output flushed (a SIGTERM could lose it)
+        smi.send_signal(signal.SIGINT)
+        smi.wait(timeout=10)
     fields = [line.split(",") for line in (smi_file.read_text().splitlines() if smi_file.exists() else [])]
     rows = [tuple(map(float, f)) for f in fields  # "[N/A]" and cut-off lines skipped
             if len(f) == 2 and all(v.strip().replace(".", "", 1).isdigit() for v in f)]
     scores = [json.loads(p.read_text()) for n in names for p in sorted(log_dir.glob(f"*/{n}/fold*/scores.json"))]
     return {"command": shlex.join(cmd), "exit": proc.returncode, "timed_out": timed_out, "wall_s": wall_s,
-            "gpu": rows and {"samples": len(rows), "util_mean": round(statistics.mean(r[0] for r in rows), 1),
-                             "util_max": max(r[0] for r in rows), "memory_max_mib": max(r[1] for r in rows)},
+            "gpu": {"samples": len(rows), "util_mean": round(statistics.mean(r[0] for r in rows), 1),
+                    "util_max": max(r[0] for r in rows), "memory_max_mib": max(r[1] for r in rows)} if rows else None,
             "folds": {"finished": len(scores), "expected": expected,
-                      "median_fold_s": scores and round(statistics.median(s["elapsed_s"] for s in scores), 1),
+                      "median_fold_s": round(statistics.median(s["elapsed_s"] for s in scores), 1) if scores else None,
                       **{k: sorted({s[k] for s in scores}) for k in ("stop_reason", "epochs_run", "device")}},
             "output_tail": output[-2000:] if proc.returncode else ""}
 
