@@ -150,6 +150,18 @@ def split_repeats(name: str) -> int:
     return split_spec(name).repeats
 
 
+def repeat_layout(name: str | None) -> tuple[int, int]:
+    """(repeats, folds per repeat) of a split name read back from a log: (1, 0) for anything but a repeated
+    split_..._r<R> (an unrepeated or leave-source-out split, or none: hand-made and older logs may lack it)."""
+    if not name or is_sources_split(name):
+        return 1, 0
+    try:
+        spec = split_spec(name)
+    except DataError:
+        return 1, 0
+    return (spec.repeats, spec.folds) if spec.repeats > 1 else (1, 0)
+
+
 def repeat_of(name: str, fold: int) -> tuple[int, int]:
     """(repeat, fold within that repeat) of a global fold id: g = repeat * folds + fold."""
     per_repeat = folds_per_repeat(name)

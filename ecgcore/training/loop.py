@@ -22,8 +22,6 @@ from ecgcore.tracks import track_for
 from ecgcore.training import batches as batching
 from ecgcore.training import optim
 
-EVAL_BATCH = batching.EVAL_BATCH  # the CPU's evaluation batch, still importable from here
-
 
 def cpu_copy(value):
     """value with every tensor copied to the CPU (a copy even when it is there already)."""

@@ -27,8 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ecgcore.data.splits import split_repeats
-from ecgcore.errors import DataError, ProjectError
+from ecgcore.data.splits import repeat_layout
+from ecgcore.errors import ProjectError
 from ecgcore.io.cinc2017 import CLASSES
 from ecgcore.metrics.bootstrap import DEFAULT_LEVEL, DEFAULT_RESAMPLES, Interval, Pooled, paired_bootstrap
 from ecgcore.metrics.paired import TestResult, corrected_t_test, holm, min_wilcoxon_p, wilcoxon_test
@@ -96,7 +96,7 @@ def resolve_job(log_dir: Path, name: str) -> JobDir:
 
 
 def job_scores(job: JobDir, per_class: bool) -> JobScores:
-    folds = classify_folds(job)
+    folds = classify_folds(job.folds())
     if not folds:
         raise ProjectError(f"{job.path}: no finished fold with test scores")
     multilabel = track_for(folds[-1].challenge).multilabel
@@ -107,8 +107,8 @@ def job_scores(job: JobDir, per_class: bool) -> JobScores:
     table = {m: np.array([_fold_value(r, m) for r in reports], dtype=float) for m in metrics}
     n_train = np.mean([f.scores()["train"]["n"] + f.scores()["valid"]["n"] for f in folds])
     n_test = np.mean([r["n"] for r in reports])
-    return JobScores(f"{job.architecture}/{job.name}", design(job), table, float(n_train), float(n_test),
-                     pooled_predictions(job))
+    return JobScores(f"{job.architecture}/{job.name}", design(folds), table, float(n_train), float(n_test),
+                     pooled_predictions(folds))
 
 
 def _fold_value(report: dict, metric: str) -> float:
@@ -131,17 +131,11 @@ def compare_jobs(jobs: list[JobScores], opts: CompareOptions) -> list[PairCompar
     pairs = [_pair(a, b, opts) for a, b in itertools.combinations(jobs, 2)]
     if len(pairs) > 1:
         _holm(pairs)
-    repeats = _repeats(jobs[0].design.split)
+    repeats, _ = repeat_layout(jobs[0].design.split)
     for pair in pairs:
         pair.verdict = verdict(pair, opts.level, repeats=repeats)
     return pairs
 
-
-def _repeats(split: str) -> int:
-    try:
-        return split_repeats(split)
-    except DataError:  # a stored split folder may have any name: not a repeated one
-        return 1
 
 
 def _pair(a: JobScores, b: JobScores, opts: CompareOptions) -> PairComparison:

@@ -23,6 +23,8 @@ from orchestrator.commands.compare import (
     job_scores,
     resolve_job,
 )
+from orchestrator.commands.summary_table import grid
+from orchestrator.logdir.reader import json_value
 
 HEADER = ["metric", "mean A", "mean B", "Δ folds", "B>A", "Wilcoxon p", "corr. t p", "pooled Δ", "CI"]
 
@@ -47,7 +49,7 @@ def render(jobs: list[JobScores], pairs: list[PairComparison], opts: CompareOpti
         lines.append(f"{len(pairs)} pairs: p-values in brackets are Holm-adjusted over the pairs, per metric")
     for pair in pairs:
         lines += ["", f"A = {pair.a}, B = {pair.b}"]
-        lines += _grid(HEADER, [metric_row(m, len(pairs) > 1) for m in pair.metrics.values()])
+        lines += grid(HEADER, [metric_row(m, len(pairs) > 1) for m in pair.metrics.values()], first_left=True)
         primary = pair.metrics.get(PRIMARY)
         if primary is not None:
             lines.append(f"per-fold Δ {PRIMARY}: " + ", ".join(
@@ -77,12 +79,6 @@ def _signed(value: float) -> str:
     return "n/a" if np.isnan(value) else f"{value:+.3f}"
 
 
-def _grid(header: list[str], body: list[list[str]]) -> list[str]:
-    widths = [max(len(h), *(len(r[i]) for r in body)) if body else len(h) for i, h in enumerate(header)]
-    fmt = "  ".join(f"{{:>{w}}}" if i else f"{{:<{w}}}" for i, w in enumerate(widths))
-    return [fmt.format(*header), *[fmt.format(*row) for row in body]]
-
-
 def to_json(jobs: list[JobScores], pairs: list[PairComparison], opts: CompareOptions) -> dict:
     d = jobs[0].design
     return {
@@ -98,19 +94,15 @@ def to_json(jobs: list[JobScores], pairs: list[PairComparison], opts: CompareOpt
 
 def _metric_json(m: MetricComparison) -> dict:
     def test(result) -> dict:
-        return {"statistic": _num(result.statistic), "p": _num(result.p_value), "method": result.method,
+        return {"statistic": json_value(result.statistic), "p": json_value(result.p_value), "method": result.method,
                 "n": result.n, "note": result.note}
 
     return {"folds": list(m.folds), "mean_a": m.mean_a, "mean_b": m.mean_b, "fold_deltas": _list(m.deltas),
             "wilcoxon": test(m.wilcoxon), "corrected_t": test(m.corrected_t),
-            "holm": {k: _num(v) for k, v in m.holm.items()},
-            "bootstrap": {"delta": _num(m.bootstrap.point), "low": _num(m.bootstrap.low),
-                          "high": _num(m.bootstrap.high)}}
-
-
-def _num(value: float):
-    return None if value is None or not np.isfinite(value) else float(value)
+            "holm": {k: json_value(v) for k, v in m.holm.items()},
+            "bootstrap": {"delta": json_value(m.bootstrap.point), "low": json_value(m.bootstrap.low),
+                          "high": json_value(m.bootstrap.high)}}
 
 
 def _list(values) -> list:
-    return [_num(float(v)) for v in values]
+    return [json_value(float(v)) for v in values]

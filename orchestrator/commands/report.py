@@ -24,7 +24,7 @@ from orchestrator.commands.compare import CompareOptions, PairComparison, compar
 from orchestrator.commands.compare_render import HEADER, metric_row
 from orchestrator.commands.summarize import Bootstrap, JobSummary, job_summary
 from orchestrator.commands.summary_table import job_table
-from orchestrator.logdir.pooled import design
+from orchestrator.logdir.pooled import Design, classify_folds, design
 from orchestrator.logdir.reader import JobDir, job_dirs
 from orchestrator.report import html
 
@@ -105,17 +105,17 @@ def _cv_section(entries: list[Entry]) -> str:
 
 def _comparisons(entries: list[Entry], opts: ReportOptions):
     """Pairs of every group of jobs with the same design; the jobs left without a partner."""
-    groups: list[list[Entry]] = []
+    groups: list[tuple[Design, list[Entry]]] = []  # each group's design, read once
     for e in entries:
-        mine = design(e.job)
-        group = next((g for g in groups if not mine.differences(design(g[0].job))), None)
+        mine = design(classify_folds(e.job.folds()))
+        group = next((members for first, members in groups if not mine.differences(first)), None)
         if group is None:
-            groups.append([e])
+            groups.append((mine, [e]))
         else:
             group.append(e)
     comparisons, unpaired = [], []
     compare_opts = CompareOptions(resamples=max(opts.resamples, 1), seed=opts.seed)
-    for group in groups:
+    for _, group in groups:
         if len(group) < 2:
             unpaired += [e.label for e in group]
             continue

@@ -181,14 +181,16 @@ def _run(opts: SubmitOptions, jobs, tasks: list[Task], log_dir: Path, done: set[
         say(f"warning: the Ray dashboard will listen on {opts.dashboard_host}: its API runs code on this "
             "machine for anyone who reaches the port with the token (~/.ray/auth_token). Keep it on 127.0.0.1 "
             "and use an SSH tunnel unless the network is yours.")
-    if not opts.address and not driver.initialised():  # a local Ray: refuse before starting it
+    fresh_local = not opts.address and not driver.initialised()
+    if fresh_local:  # refuse before starting it, from the GPUs Ray will find on this machine
         check_gpu_capacity(jobs, opts.overrides, [driver.local_gpus()], "this machine")
     url = driver.connect(opts.address, opts.dashboard_host, opts.dashboard_port,
                         quiet_workers=opts.quiet or sys.stdout.isatty())
     if url:
         say(f"Ray dashboard: {url} (token authentication is on: open it with the token in ~/.ray/auth_token; "
             "REST calls need 'Authorization: Bearer <token>')")
-    check_gpu_capacity(jobs, opts.overrides, driver.node_gpus(), "the Ray cluster")  # before any trial starts
+    if not fresh_local:  # a cluster, or a Ray already running: its nodes' GPUs, before any trial starts
+        check_gpu_capacity(jobs, opts.overrides, driver.node_gpus(), "the Ray cluster")
     nodes = driver.alive_nodes()
     if nodes > 1 and not opts.storage_path:
         raise ProjectError(

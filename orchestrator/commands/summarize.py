@@ -39,15 +39,24 @@ from pathlib import Path
 
 import numpy as np
 
-from ecgcore.data.splits import folds_per_repeat, split_repeats
-from ecgcore.errors import DataError, ProjectError
+from ecgcore.data.splits import repeat_layout
+from ecgcore.errors import ProjectError
 from ecgcore.io.cinc2017 import CLASSES
 from ecgcore.metrics.bootstrap import DEFAULT_LEVEL, DEFAULT_RESAMPLES
 from ecgcore.metrics.cinc2017 import accuracy, f1_per_class, official_score
 from ecgcore.tracks import track_for
 from orchestrator.commands.summary_table import render_table
-from orchestrator.logdir.pooled import JobIntervals, job_intervals
-from orchestrator.logdir.reader import LEGACY_CHALLENGE, SUMMARY, JobDir, architectures, job_dirs, write_json_atomic
+from orchestrator.logdir.pooled import JobIntervals, classify_folds, job_intervals
+from orchestrator.logdir.reader import (
+    LEGACY_CHALLENGE,
+    PLACEMENT_KEYS,
+    SUMMARY,
+    JobDir,
+    architectures,
+    job_dirs,
+    json_value,
+    write_json_atomic,
+)
 
 COLUMNS = ["fold", "score", *[f"F1_{c}" for c in CLASSES], "accuracy"]
 MULTILABEL_COLUMNS = ["fold", "score", "auroc", "auprc", "f_measure", "accuracy"]
@@ -155,9 +164,9 @@ def job_summary(job_dir: JobDir, bootstrap: Bootstrap = Bootstrap()) -> JobSumma
     if not (rows or expected):
         return None
     by_fold = operator.itemgetter("fold")
-    intervals, note = job_intervals(job_dir, bootstrap.resamples, bootstrap.seed, bootstrap.level) \
+    intervals, note = job_intervals(classify_folds(folds), bootstrap.resamples, bootstrap.seed, bootstrap.level) \
         if rows and bootstrap.resamples > 0 else (None, "")
-    per_repeat = _folds_per_repeat(str(folds[-1].recorded("split") or "")) if folds else 0
+    per_repeat = repeat_layout(folds[-1].recorded("split"))[1] if folds else 0
     return JobSummary(job_dir.name, sorted(rows, key=by_fold), expected, sorted(naive, key=by_fold),
                       job_dir.ensemble(), tuple(losses), challenge, tuple(class_f1), tuple(sorted(sources)),
                       intervals, note, per_repeat)
@@ -165,15 +174,7 @@ def job_summary(job_dir: JobDir, bootstrap: Bootstrap = Bootstrap()) -> JobSumma
 
 def _placement(scores: dict) -> dict:
     """The GPUs the fold was given (json only: the table and csv keep their columns); {} before they were kept."""
-    return {k: scores[k] for k in ("gpu_ids", "cuda_visible_devices") if k in scores}
-
-
-def _folds_per_repeat(split: str) -> int:
-    """A repeated split's folds per repeat; 0 for any other split (a stored split may have any name)."""
-    try:
-        return folds_per_repeat(split) if split_repeats(split) > 1 else 0
-    except DataError:
-        return 0
+    return {k: scores[k] for k in PLACEMENT_KEYS if k in scores}
 
 
 def ensemble_row(ens: dict) -> dict:
@@ -207,11 +208,11 @@ def naive_row(scores: dict) -> dict:
 def to_json(architecture: str, jobs: list[JobSummary]) -> dict:
     out = {"architecture": architecture, "jobs": {}}
     for job in jobs:
-        entry = {"challenge": job.challenge, "folds": [{k: _nan_none(v) for k, v in r.items()} for r in job.rows],
+        entry = {"challenge": job.challenge, "folds": [{k: json_value(v) for k, v in r.items()} for r in job.rows],
                  "complete": not job.missing, "missing_folds": job.missing}
         if job.rows:
-            entry["mean"] = {c: _nan_none(job.stat(c)[0]) for c in job.columns[1:]}
-            entry["std"] = {c: _nan_none(job.stat(c)[1]) for c in job.columns[1:]}
+            entry["mean"] = {c: json_value(job.stat(c)[0]) for c in job.columns[1:]}
+            entry["std"] = {c: json_value(job.stat(c)[1]) for c in job.columns[1:]}
         if job.naive:
             entry["naive"] = {"majority_class": sorted({r["majority"] for r in job.naive}),
                               "mean": {c: job.stat(c, naive=True)[0] for c in COLUMNS[1:]}}
@@ -227,7 +228,7 @@ def to_json(architecture: str, jobs: list[JobSummary]) -> dict:
             entry["repeats"] = {"folds_per_repeat": job.folds_per_repeat,
                                 "mean": {c: dict(job.repeat_means(c)) for c in job.columns[1:]}}
         if job.ensemble:
-            row = {k: _nan_none(v) for k, v in job.ensemble_row().items()}
+            row = {k: json_value(v) for k, v in job.ensemble_row().items()}
             entry["ensemble_holdout"] = {**row, "n_records": job.ensemble["n_records"],
                                          "single_fold_mean": job.ensemble["single_fold_mean"]}
         if job.pretrain_losses:
@@ -295,10 +296,6 @@ def _nn(value: float):
 
 def _nan(value) -> float:
     return float("nan") if value is None else float(value)
-
-
-def _nan_none(value):
-    return None if isinstance(value, float) and np.isnan(value) else value
 
 
 def _num(value) -> str:

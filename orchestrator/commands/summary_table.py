@@ -43,7 +43,7 @@ def _job_lines(architecture: str, job: JobSummary, markdown: bool) -> list[str]:
     lines = [f"{'### ' if markdown else ''}{architecture} / {job.name}{status}"]
     columns, body = job.columns, job_table(job)
     if body:
-        lines.extend(_grid(columns, body, markdown))
+        lines.extend(grid(columns, body, markdown))
     if job.class_f1:
         per_class = job.mean_class_f1()
         lines.append("test F1 per class, mean over the folds where defined: "
@@ -102,12 +102,13 @@ def _fold_label(fold, source_of: dict) -> str:
     return f"{fold} ({source_of[fold]})" if fold in source_of else str(fold)
 
 
-def _grid(header: list[str], body: list[list[str]], markdown: bool) -> list[str]:
+def grid(header: list[str], body: list[list[str]], markdown: bool = False, first_left: bool = False) -> list[str]:
+    """A table as text (columns right-aligned; first_left: the first column left-aligned) or as markdown."""
     if markdown:
         return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header),
                 *["| " + " | ".join(row) + " |" for row in body]]
     widths = [max(len(h), *(len(r[i]) for r in body)) if body else len(h) for i, h in enumerate(header)]
-    fmt = "  ".join(f"{{:>{w}}}" for w in widths)
+    fmt = "  ".join(f"{{:<{w}}}" if first_left and not i else f"{{:>{w}}}" for i, w in enumerate(widths))
     return [fmt.format(*header), *[fmt.format(*row) for row in body]]
 
 

@@ -30,10 +30,12 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
+from ecgcore.errors import ProjectError
 from ecgcore.io.cinc2017 import CLASSES
 from ecgcore.metrics import challenge
 from ecgcore.metrics.cinc2017 import confusion_matrix, f1_per_class, official_score
 from ecgcore.tracks import track_for
+from orchestrator.logdir.pooled import read_predictions
 from orchestrator.logdir.reader import HOTLOG, LEGACY_CHALLENGE, PREDICTIONS, FoldDir, JobDir
 
 DPI = 100
@@ -118,7 +120,7 @@ def _read_folds(folds: dict[int, Path], missing: list[int], file: str, read) -> 
         if k not in absent:
             try:
                 read_ok[k] = read(d / file)
-            except (OSError, ValueError, KeyError, IndexError, TypeError) as exc:  # e.g. a row cut short by a crash
+            except (OSError, ProjectError, ValueError, KeyError, IndexError, TypeError) as exc:  # e.g. a row cut short
                 absent[k] = f"has an unreadable {file} ({exc})"
     return read_ok, absent
 
@@ -182,44 +184,24 @@ def _valid_metric(logs: dict[int, dict], info: dict) -> tuple[str, str]:
 def _confusion(job_dir, out_dir, folds, missing, info) -> tuple[Path | None, str | None]:
     if info["kind"] == "pretrain":
         return None, "pre-training job: no class predictions, no confusion matrix"
-    tables, absent = _read_folds(folds, missing, PREDICTIONS, _read_predictions)
+    tables, absent = _read_folds(folds, missing, PREDICTIONS, read_predictions)
     message = _missing_message(absent, list(tables), "the confusion matrix sums folds", "no confusion matrix")
     if not tables:
         return None, message or "no fold has a predictions.csv; no confusion matrix"
-    classes = next(iter(tables.values()))["classes"]
-    if any(t["classes"] != classes for t in tables.values()):
+    classes = next(iter(tables.values())).classes
+    if any(t.classes != classes for t in tables.values()):
         return None, "the folds' predictions.csv list different classes; no confusion matrix"
     path = out_dir / f"{job_dir.name}_confusion.png"
     title = f"{job_dir.parent.name} / {job_dir.name}: test fold{'s' * (len(tables) != 1)} " \
         f"{', '.join(map(str, tables))} summed"
-    figure = _multilabel_figure if tables[next(iter(tables))]["multilabel"] else _single_figure
+    figure = _multilabel_figure if tables[next(iter(tables))].multilabel else _single_figure
     _save(figure(title, tables, info), path)
     return path, message
 
 
-def _read_predictions(path: Path) -> dict:
-    """predictions.csv as writer.write_predictions writes it: classes from the p_<class> columns."""
-    with open(path, newline="") as fh:
-        reader = csv.reader(fh)
-        header = next(reader)
-        rows = list(reader)
-    classes = tuple("~" if h[2:] == "noise" else h[2:] for h in header[3:])
-    multilabel = header[1] == "labels"
-    if multilabel:  # space-separated class names of the labels, and of the thresholded outputs
-        index = {c: i for i, c in enumerate(classes)}
-        labels, outputs = (np.zeros((len(rows), len(classes)), dtype=bool) for _ in range(2))
-        for i, row in enumerate(rows):
-            labels[i, [index[c] for c in row[1].split()]] = True
-            outputs[i, [index[c] for c in row[2].split()]] = True
-    else:
-        labels = np.array([classes.index(r[1]) for r in rows], dtype=np.int64)
-        outputs = np.array([classes.index(r[2]) for r in rows], dtype=np.int64)
-    return {"classes": classes, "multilabel": multilabel, "labels": labels, "outputs": outputs}
-
-
 def _single_figure(title: str, tables: dict, info: dict) -> Figure:
-    classes = next(iter(tables.values()))["classes"]
-    matrix = sum(confusion_matrix(t["labels"], t["outputs"], len(classes)) for t in tables.values())
+    classes = next(iter(tables.values())).classes
+    matrix = sum(confusion_matrix(t.labels, t.outputs, len(classes)) for t in tables.values())
     f1 = f1_per_class(matrix)
     per_class = "F1 of the summed matrix: " + "  ".join(f"{c} {v:.3f}" for c, v in zip(classes, f1, strict=True))
     official = f"   official (F1_N+F1_A+F1_O)/3 = {official_score(matrix):.3f}" if classes == CLASSES else ""
@@ -239,9 +221,9 @@ def _single_figure(title: str, tables: dict, info: dict) -> Figure:
 
 
 def _multilabel_figure(title: str, tables: dict, info: dict) -> Figure:
-    classes = next(iter(tables.values()))["classes"]
-    labels = np.concatenate([t["labels"] for t in tables.values()])
-    outputs = np.concatenate([t["outputs"] for t in tables.values()])
+    classes = next(iter(tables.values())).classes
+    labels = np.concatenate([t.labels for t in tables.values()])
+    outputs = np.concatenate([t.outputs for t in tables.values()])
     counts = np.stack([(labels & outputs).sum(0), (labels & ~outputs).sum(0),
                        (~labels & outputs).sum(0), (~labels & ~outputs).sum(0)], axis=1)
     f1 = challenge.class_f1(labels, outputs)

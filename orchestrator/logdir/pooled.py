@@ -4,7 +4,8 @@ Every finished classification fold wrote predictions.csv (orchestrator.logdir.wr
 one row per test record with its label(s), prediction(s) and probabilities. Pooled over
 the folds of a job they cover the dataset once per cross-validation repeat, which is
 what the bootstrap intervals of `summarize` and the paired bootstrap of `compare`
-resample (ecgcore.metrics.bootstrap). `Design` is the part of a job that must be equal
+resample (ecgcore.metrics.bootstrap); `read_predictions` is the one reader of that file
+(the confusion plots use it too). `Design` is the part of a job that must be equal
 for two jobs to be compared on the same test records: challenge, dataset, split and folds.
 """
 
@@ -12,13 +13,13 @@ from __future__ import annotations
 
 import csv
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from ecgcore.errors import ProjectError
 from ecgcore.metrics.bootstrap import Pooled, bootstrap_intervals
-from ecgcore.tracks import track_for
-from orchestrator.logdir.reader import PREDICTIONS, FoldDir, JobDir
+from orchestrator.logdir.reader import PREDICTIONS, FoldDir, json_value
 
 
 @dataclass(frozen=True)
@@ -44,62 +45,71 @@ class Design:
         return out
 
 
-def classify_folds(job: JobDir) -> list[FoldDir]:
-    """The job's finished classification folds (pre-training folds have no test predictions)."""
-    return [f for f in job.finished_folds() if (f.scores() or {}).get("kind", "classify") != "pretrain"]
+def classify_folds(folds: list[FoldDir]) -> list[FoldDir]:
+    """The finished classification folds among a job's folds (pre-training folds have no test predictions)."""
+    return [f for f in folds if f.finished and (f.scores() or {}).get("kind", "classify") != "pretrain"]
 
 
-def design(job: JobDir) -> Design:
-    folds = classify_folds(job)
-    if not folds:
-        raise ProjectError(f"{job.path}: no finished fold with test scores")
+def design(folds: list[FoldDir]) -> Design:
+    """The design of a job from its finished classification folds (classify_folds, at least one)."""
     last = folds[-1].scores()
     data_dir = str(last.get("data_dir"))
     signature = (last.get("provenance") or {}).get("data_signatures", {}).get(data_dir, "")
     return Design(folds[-1].challenge, data_dir, str(last.get("split")), tuple(f.fold for f in folds), signature)
 
 
-def pooled_predictions(job: JobDir) -> Pooled:
-    """The job's test predictions of every finished fold, in fold order (a repeated split: once per repeat)."""
-    folds = classify_folds(job)
-    if not folds:
-        raise ProjectError(f"{job.path}: no finished fold with test predictions")
-    challenge = folds[-1].challenge
-    classes = tuple(folds[-1].scores().get("classes") or track_for(challenge).class_names)  # older runs: none
-    rows = [row for fold in folds for row in _read(fold, classes)]
-    multilabel = track_for(challenge).multilabel
-    index = {c: i for i, c in enumerate(classes)}
-    records = tuple(r[0] for r in rows)
-    if multilabel:
-        labels = _multi_hot([r[1] for r in rows], index)
-        outputs = _multi_hot([r[2] for r in rows], index)
-    else:
-        labels = np.array([index[r[1]] for r in rows], dtype=np.int64)
-        outputs = np.array([index[r[2]] for r in rows], dtype=np.int64)
-    probs = np.array([r[3] for r in rows], dtype=np.float64).reshape(len(rows), len(classes))
-    return Pooled(challenge, classes, records, labels, outputs, probs)
+@dataclass(frozen=True)
+class FoldPredictions:
+    """One fold's predictions.csv: per row the record, its label(s), the prediction(s), the probabilities."""
+
+    classes: tuple[str, ...]  # from the p_<class> columns (p_noise: "~")
+    multilabel: bool  # 12-lead: "labels" and "predictions" columns of space-separated class names
+    records: tuple[str, ...]
+    labels: np.ndarray  # single label: (rows,) class index; multi-label: (rows, classes) bool
+    outputs: np.ndarray  # the same for the prediction(s)
+    probs: np.ndarray  # (rows, classes)
 
 
-def _read(fold: FoldDir, classes: tuple[str, ...]) -> list[tuple[str, str, str, list[float]]]:
-    """(record, label(s), prediction(s), probabilities) per row of the fold's predictions.csv."""
-    path = fold.file(PREDICTIONS)
+def read_predictions(path: Path) -> FoldPredictions:
+    """predictions.csv as writer.write_predictions writes it; ProjectError naming the line that is not."""
     try:
         with open(path, newline="") as fh:
             table = list(csv.reader(fh))
     except OSError as exc:
-        raise ProjectError(f"{path}: cannot read the fold's test predictions ({exc.strerror}); "
-                           "a fold written before predictions.csv existed cannot be pooled") from None
-    if not table or len(table[0]) != 3 + len(classes):
-        raise ProjectError(f"{path}: expected the columns record, label(s), prediction(s) and "
-                           f"{len(classes)} probabilities")
-    known = set(classes)
-    rows = []
-    for line, row in enumerate(table[1:], start=2):
-        named = set(row[1].split()) | set(row[2].split())
-        if len(row) != len(table[0]) or not named <= known:
+        raise ProjectError(f"{path}: cannot read the fold's test predictions ({exc.strerror})") from None
+    header = table[0] if table else []
+    if len(header) < 4 or header[0] != "record" or not all(h.startswith("p_") for h in header[3:]):
+        raise ProjectError(f"{path}: expected the columns record, label(s), prediction(s), p_<class>...")
+    classes = tuple("~" if h[2:] == "noise" else h[2:] for h in header[3:])
+    index = {c: i for i, c in enumerate(classes)}
+    rows = table[1:]
+    for line, row in enumerate(rows, start=2):
+        if len(row) != len(header) or not set(row[1].split()) | set(row[2].split()) <= index.keys():
             raise ProjectError(f"{path}, line {line}: not a prediction row of the classes {', '.join(classes)}")
-        rows.append((row[0], row[1], row[2], [float(p) for p in row[3:]]))
-    return rows
+    multilabel = header[1] == "labels"
+    if multilabel:
+        labels, outputs = _multi_hot([r[1] for r in rows], index), _multi_hot([r[2] for r in rows], index)
+    else:
+        labels = np.array([index[r[1]] for r in rows], dtype=np.int64)
+        outputs = np.array([index[r[2]] for r in rows], dtype=np.int64)
+    probs = np.array([[float(p) for p in r[3:]] for r in rows], dtype=np.float64).reshape(len(rows), len(classes))
+    return FoldPredictions(classes, multilabel, tuple(r[0] for r in rows), labels, outputs, probs)
+
+
+def pooled_predictions(folds: list[FoldDir]) -> Pooled:
+    """The test predictions of a job's finished classification folds, in fold order (a repeated split: once per
+    repeat)."""
+    if not folds:
+        raise ProjectError("no finished fold with test predictions")
+    tables = [read_predictions(fold.file(PREDICTIONS)) for fold in folds]
+    classes = tables[0].classes
+    for fold, table in zip(folds, tables, strict=True):
+        if table.classes != classes:
+            raise ProjectError(f"{fold.file(PREDICTIONS)}: classes {', '.join(table.classes)}, but fold "
+                               f"{folds[0].fold} has {', '.join(classes)}")
+    return Pooled(folds[-1].challenge, classes, tuple(r for t in tables for r in t.records),
+                  np.concatenate([t.labels for t in tables]), np.concatenate([t.outputs for t in tables]),
+                  np.concatenate([t.probs for t in tables]))
 
 
 def _multi_hot(cells: list[str], index: dict[str, int]) -> np.ndarray:
@@ -130,19 +140,15 @@ class JobIntervals:
     def to_json(self) -> dict:
         return {"resamples": self.resamples, "seed": self.seed, "level": self.level, "unit": "record",
                 "n_records": self.n_records, "n_rows": self.n_rows,
-                "pooled": {m: _none(iv.point) for m, iv in self.intervals.items()},
-                "ci": {m: [_none(iv.low), _none(iv.high)] for m, iv in self.intervals.items()}}
+                "pooled": {m: json_value(iv.point) for m, iv in self.intervals.items()},
+                "ci": {m: [json_value(iv.low), json_value(iv.high)] for m, iv in self.intervals.items()}}
 
 
-def job_intervals(job: JobDir, resamples: int, seed: int, level: float) -> tuple[JobIntervals | None, str]:
-    """The job's intervals, or None and the reason there are none (no predictions, too few records...)."""
+def job_intervals(folds: list[FoldDir], resamples: int, seed: int, level: float) -> tuple[JobIntervals | None, str]:
+    """A job's intervals from its classification folds, or None and the reason there are none (no predictions...)."""
     try:
-        pooled = pooled_predictions(job)
+        pooled = pooled_predictions(folds)
         intervals = bootstrap_intervals(pooled, n_resamples=resamples, seed=seed, level=level)
     except (ProjectError, ValueError) as exc:
         return None, f"no bootstrap interval: {exc}"
     return JobIntervals(resamples, seed, level, len(set(pooled.records)), len(pooled.records), intervals), ""
-
-
-def _none(value: float):
-    return None if np.isnan(value) else float(value)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -30,6 +31,9 @@ ENSEMBLE = "ensemble.json"  # in the job folder: the fold models together on the
 SUMMARY = "summary.json"  # in the architecture folder: every job's cross-validation scores
 LOCK = ".lock"  # in the job folder while a submit writes it
 
+# What the scheduler gave a fold, in attempt.json and scores.json: Ray's GPU ids and the process's CUDA_VISIBLE_DEVICES.
+PLACEMENT_KEYS = ("gpu_ids", "cuda_visible_devices")
+
 # A run from before the 12-lead track has no "challenge" in its job.json and scores.json.
 LEGACY_CHALLENGE = 2017
 _FOLD = re.compile(r"^fold(\d+)$")
@@ -41,6 +45,12 @@ def read_json_or_none(path: Path) -> dict | None:
         return json.loads(path.read_text())
     except (OSError, ValueError):
         return None
+
+
+def json_value(value):
+    """A value as JSON holds it: an undefined number (NaN, or inf: a metric without positives, a t-statistic
+    without variance) becomes null; anything else is kept."""
+    return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
 def write_json_atomic(path: Path, content) -> None:

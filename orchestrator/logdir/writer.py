@@ -41,6 +41,7 @@ from orchestrator.logdir.reader import (
     HOTLOG,
     JOB,
     MODEL,
+    PLACEMENT_KEYS,
     PREDICTIONS,
     SCORES,
     VALIDATIONS,
@@ -49,8 +50,6 @@ from orchestrator.logdir.reader import (
 from orchestrator.logdir.runstate import config_hash
 
 _OUTPUTS = (JOB, MODEL, HOTLOG, VALIDATIONS, BEST_MODEL, PREDICTIONS, SCORES)
-# What the scheduler gave the fold: Ray's GPU ids and the CUDA_VISIBLE_DEVICES the process ran with.
-PLACEMENT_KEYS = ("gpu_ids", "cuda_visible_devices")
 
 
 def hotlog_columns(task: Task) -> list[str]:

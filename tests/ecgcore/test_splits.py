@@ -151,6 +151,10 @@ def test_repeated_name_counts():
     assert repeat_of("split_5_6_14", 3) == (0, 3) and repeat_of("sources_6_14", 2) == (0, 2)
     with pytest.raises(DataError, match=r"fold 15 is outside split_5_6_14_r3 \(folds 0..14\)"):
         repeat_of("split_5_6_14_r3", 15)
+    from ecgcore.data.splits import repeat_layout  # the lenient form, for split names read back from logs
+
+    assert repeat_layout("split_5_6_14_r3") == (3, 5)
+    assert [repeat_layout(n) for n in ("split_5_6_14", "sources_6_14", None, "", "custom")] == [(1, 0)] * 5
 
 
 def test_repeated_split_round_trip(tmp_path):
