@@ -262,16 +262,17 @@ def packing(ctx) -> dict:
 
 
 def ddp(ctx) -> dict:
-    from orchestrator.config.jobs import JobConfig
-    if "workers_per_task" not in {f.name for f in dataclasses.fields(JobConfig)}:
-        raise Skip("this checkout has no workers_per_task job key")
     data, log_dir = need_cuda(ctx.args), ctx.work / "log"
     job_file, content = jobs("ddp", PACK_MODELS[:1], [0], ctx.work, workers_per_task=2, gpus_per_worker=0.5)
     run = timed_submit(submit_command(ctx.args, job_file, log_dir, None, data), log_dir, content, 1,
                        ctx.deadline - time.monotonic())
-    ok = run["exit"] == 0 and run["folds"]["finished"] == 1
-    return {"status": "ok" if ok else "failed", "reason": "" if ok else "the 2-worker fold did not finish", **run,
-            "result": f"exit {run['exit']}, {run['wall_s']} s, on {run['folds']['device']}"}
+    replicas = [json.loads(p.read_text()).get("replicas", {}) for p in log_dir.glob("*/ddp*/fold*/scores.json")]
+    identical = bool(replicas) and all(r.get("identical") for r in replicas)
+    ok = run["exit"] == 0 and run["folds"]["finished"] == 1 and identical
+    return {"status": "ok" if ok else "failed", "reason": "" if ok else "the 2-worker fold did not finish with "
+            "identical weights on both ranks", **run, "replicas": replicas,
+            "result": f"exit {run['exit']}, {run['wall_s']} s, on {run['folds']['device']}, ranks identical: "
+                      f"{identical}"}
 
 
 STEP_FUNCS = {"environment": environment, "forward_backward": lambda ctx: per_model(ctx, compare_precisions),
@@ -326,7 +327,6 @@ def dry_run(args) -> str:
     """What each step would run; imports torch, the model registry and the job schema, never Ray."""
     from ecgcore.config.modelfile import parse_model
     from ecgcore.models import get_architecture
-    from orchestrator.config.jobs import JobConfig
 
     chosen, left_out = model_files()
     missing = [what for what, ok in (("no data", (Path(args.data) / "REFERENCE.csv").is_file()),
@@ -349,8 +349,6 @@ def dry_run(args) -> str:
         job_file, content = jobs("gpu" + f"{gpus:g}".replace(".", ""), PACK_MODELS, FOLDS)
         lines.append(f"  {gpus:g} GPU/task: " + shlex.join(submit_command(args, job_file, "TMP/log", gpus, args.data)))
     lines += [f"  {job_file}: {json.dumps(content)}", ""]
-    if "workers_per_task" not in {f.name for f in dataclasses.fields(JobConfig)}:
-        return "\n".join(lines + ["ddp: skipped: this checkout has no workers_per_task job key"])
     job_file, content = jobs("ddp", PACK_MODELS[:1], [0], workers_per_task=2, gpus_per_worker=0.5)
     return "\n".join(lines + [f"ddp: {job_file}: {json.dumps(content)}",
                               "  " + shlex.join(submit_command(args, job_file, "TMP/log", None, args.data))])

@@ -67,6 +67,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
     p.set_defaults(handler=_score)
 
+    p = sub.add_parser("export", help="a fold's model or a job's fold ensemble as ONNX, checked against PyTorch, "
+                                      "with a sidecar and MODEL_CARD.md")
+    p.add_argument("--run", required=True, help="a fold folder or a job folder under log/")
+    p.add_argument("--out", required=True, help="folder for model.onnx, model.onnx.json and MODEL_CARD.md")
+    p.add_argument("--format", dest="fmt", choices=("onnx",), default="onnx", help="file format (default: onnx)")
+    p.add_argument("--records", help="folder of real records (.hea + .mat) to check the export on "
+                                     "(default: the job's dataset)")
+    p.set_defaults(handler=_export)
+
     _dataset_commands(sub)
     return parser
 
@@ -86,6 +95,9 @@ def _submit_args(p: argparse.ArgumentParser, handler) -> None:
     p.add_argument("--address", help="join an existing Ray cluster (auto, host:6379, ray://host:10001), or run "
                         "as a Ray job through its dashboard (http://head:8265)")
     p.add_argument("--quiet", action="store_true", help="no progress table or lines, only the closing summary")
+    p.add_argument("--mlflow", metavar="URI", help="track each job as an MLflow run and each fold as its child run "
+                                                   "at this tracking URI (sqlite:///mlflow.db, http://host:5000); "
+                                                   "needs pip install '.[mlflow]'")
     p.add_argument("--dashboard-host",
                    help="where the local Ray dashboard listens (default 127.0.0.1; others get a warning)")
     p.add_argument("--dashboard-port", type=_positive_int, help="the local Ray dashboard's port (default 8265 "
@@ -201,7 +213,7 @@ def _submit_options(args: argparse.Namespace, s):
 
     overrides = Overrides(data=args.data, max_epochs=args.max_epochs,
                           cpus_per_task=args.cpus_per_task, gpus_per_task=args.gpus_per_task,
-                          time_limit_s=args.time_limit)
+                          time_limit_s=args.time_limit, mlflow_tracking_uri=args.mlflow)
     return SubmitOptions(job_file=args.job_file, models_dir=args.models_dir, log_dir=_or(args.log_dir, s.log_root),
                          overrides=overrides, address=_or(args.address, s.address),
                          max_concurrent=_or(args.max_concurrent, s.max_concurrent), dry_run=args.dry_run,
@@ -276,6 +288,12 @@ def _score(args, resolved) -> int:
     from orchestrator.commands.score import score
 
     return score(args.labels, args.outputs, args.year, args.json)
+
+
+def _export(args, resolved) -> int:
+    from orchestrator.commands.export import export
+
+    return export(args.run, args.out, args.fmt, args.records)
 
 
 def _split(args, resolved) -> int:

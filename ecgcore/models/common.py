@@ -11,6 +11,10 @@ over each activation per training step, masks and bernoulli_ draws included
 (about half of a CNN_small step); fused it makes ~12. A batch without padding
 (most of them: records of 30 s are the rule) passes mask=None and skips
 every mask multiplication.
+
+`exporting()` says that torch.export is tracing a network for ecgcore.export:
+then each network takes one whole record and keeps to operations whose sizes
+follow from its length (`whole_lstm` for the LSTMs).
 """
 
 from __future__ import annotations
@@ -25,9 +29,42 @@ def time_mask(lengths: torch.Tensor, steps: int, dtype=torch.float32) -> torch.T
     return valid.to(dtype)[:, None, :]
 
 
+def exporting() -> bool:
+    """Whether torch.export is tracing the network for ecgcore.export.
+
+    Then the input is one whole record, unpadded (every step valid), and the lengths are tensors whose
+    values the trace must not branch on nor turn into Python numbers: the graph is for every length.
+    """
+    return torch.compiler.is_exporting()
+
+
+def whole_lstm(lstm: nn.LSTM, x: torch.Tensor) -> torch.Tensor:
+    """lstm(x)'s output for a batch without padding, in eval mode, one layer at a time (for exporting).
+
+    torch 2.13's shape propagation of an LSTM over a symbolic number of steps unrolls the example's steps:
+    several layers at once stack mismatched sizes and fail, and a layer's output gets a size that is the
+    example's in part, which a later layer (the third) turns into a fixed reshape in the ONNX graph. So
+    the layers run one at a time and each output is narrowed to the input's steps (a no-op at run time),
+    which gives it its true size. Without dropout between layers (eval mode) this is the same LSTM.
+    """
+    directions = ("", "_reverse") if lstm.bidirectional else ("",)
+    steps = x.shape[1 if lstm.batch_first else 0]
+    for layer in range(lstm.num_layers):
+        weights = [getattr(lstm, f"{name}_l{layer}{d}") for d in directions
+                   for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+        h0 = x.new_zeros(len(directions), x.shape[0], lstm.hidden_size)
+        x, _, _ = torch.lstm(x, (h0, h0), weights, True, 1, 0.0, False, lstm.bidirectional, lstm.batch_first)
+        x = x.narrow(1 if lstm.batch_first else 0, 0, steps)
+    return x
+
+
 def padding_mask(lengths: torch.Tensor, steps: int, dtype=torch.float32) -> torch.Tensor | None:
-    """time_mask, or None when no record of the batch is padded (then there is nothing to mask)."""
-    if bool((lengths >= steps).all()):
+    """time_mask, or None when no record of the batch is padded (then there is nothing to mask).
+
+    While exporting the mask is always made (an all-ones mask changes nothing): a graph that branched on
+    the example's lengths would hold for that length only.
+    """
+    if not exporting() and bool((lengths >= steps).all()):
         return None
     return time_mask(lengths, steps, dtype)
 

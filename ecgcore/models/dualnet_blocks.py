@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
-from ecgcore.models.common import MaskedBatchNorm2d, masked_mean, time_mask
+from ecgcore.models.common import MaskedBatchNorm2d, exporting, masked_mean, time_mask, whole_lstm
 
 
 def signal_windows(x: torch.Tensor, lengths: torch.Tensor, window: int, step: int):
@@ -31,9 +31,14 @@ def signal_windows(x: torch.Tensor, lengths: torch.Tensor, window: int, step: in
     one zero-filled past the record's end as their padded signal was.
     """
     counts = 1 + torch.div((lengths - window).clamp(min=0) + step - 1, step, rounding_mode="floor")
-    n_windows = int(counts.max())
-    needed = window + (n_windows - 1) * step
-    x = F.pad(x, (0, max(0, needed - x.shape[2])))[:, :, :needed]
+    if exporting():
+        # One whole record (ecgcore.export): the count is a symbol of the graph, from the record's length,
+        # and the windows never end before the record does (the pad is never negative: nothing to cut).
+        n_windows = 1 + (torch.sym_max(x.shape[2] - window, 0) + step - 1) // step
+        x = F.pad(x, (0, window + (n_windows - 1) * step - x.shape[2]))
+    else:
+        needed = window + (int(counts.max()) - 1) * step
+        x = F.pad(x, (0, max(0, needed - x.shape[2])))[:, :, :needed]
     windows = x.unfold(2, window, step)  # (batch, leads, W, window)
     return windows.permute(0, 2, 1, 3).flatten(2), counts
 
@@ -85,7 +90,9 @@ class ConditionalBatchNorm2d(nn.Module):
         self.linear = nn.Linear(latent_features, 2 * channels, bias=False)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor, latent: torch.Tensor) -> torch.Tensor:
-        scale, shift = self.linear(latent)[:, :, None, None].chunk(2, dim=1)
+        both = self.linear(latent)[:, :, None, None]
+        # Halves by slicing, not chunk(): the ONNX export's decomposition of chunk fails on this tensor.
+        scale, shift = both[:, :both.shape[1] // 2], both[:, both.shape[1] // 2:]
         return (scale * self.norm(x, mask) + shift) * mask
 
 
@@ -98,14 +105,27 @@ def masked_pool(x: torch.Tensor, lengths: torch.Tensor):
     """
     batch, channels, frames, freqs = x.shape
     f_kernel = 2 if freqs >= 2 else 1
+    new_lengths = torch.div(lengths + 1, 2, rounding_mode="floor")
+    if exporting():
+        return _exported_pool(x, lengths, f_kernel), new_lengths
     x = x[..., :freqs // f_kernel * f_kernel]
     if frames % 2:
         x = F.pad(x, (0, 0, 0, 1))
     halves = x.shape[2] // 2
     summed = x.reshape(batch, channels, halves, 2, -1, f_kernel).sum(dim=(3, 5))
     valid = time_mask(lengths, halves * 2, x.dtype).reshape(batch, 1, halves, 2).sum(dim=3)
-    new_lengths = torch.div(lengths + 1, 2, rounding_mode="floor")
     return summed / (valid[..., None] * f_kernel).clamp(min=1), new_lengths
+
+
+def _exported_pool(x: torch.Tensor, lengths: torch.Tensor, f_kernel: int) -> torch.Tensor:
+    """masked_pool while exporting (ecgcore.export): the same sums and counts as average pools that floor
+    over one appended zero frame (ceil(frames / 2) windows). No branch on the example's parity, and sizes
+    torch.export keeps simple: nested, the reshapes' size expressions took minutes to reason about.
+    """
+    x = F.pad(x, (0, 0, 0, 1))
+    summed = F.avg_pool2d(x, (2, f_kernel)) * (2 * f_kernel)
+    valid = F.avg_pool1d(time_mask(lengths, x.shape[2], x.dtype), 2) * 2
+    return summed / (valid[..., None] * f_kernel).clamp(min=1)
 
 
 class ResidualCBNBlock(nn.Module):
@@ -139,6 +159,8 @@ class LSTMSignalEncoder(nn.Module):
                             dropout=drop_rate if layers > 1 else 0.0)
 
     def forward(self, windows: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+        if exporting():  # one whole record: every window is valid, nothing to pack (packing needs Python counts)
+            return whole_lstm(self.lstm, windows)[:, -1]  # the last layer at the last window: h_n[-1]
         packed = pack_padded_sequence(windows, counts.cpu(), batch_first=True, enforce_sorted=False)
         _, (h_n, _) = self.lstm(packed)
         return h_n[-1]

@@ -41,7 +41,14 @@ from torch import nn
 
 from ecgcore.config.model import spec
 from ecgcore.models import InputSpec, register
-from ecgcore.models.common import MaskedBatchNorm1d, masked_max, padding_mask, strided_lengths, time_mask
+from ecgcore.models.common import (
+    MaskedBatchNorm1d,
+    exporting,
+    masked_max,
+    padding_mask,
+    strided_lengths,
+    time_mask,
+)
 
 
 @dataclass(frozen=True)
@@ -115,7 +122,7 @@ class GlobalSkipNet(nn.Module):
             x = torch.cat((skip, x, first), dim=1)
             # Every channel is a ReLU output or a mean of ReLU outputs (>= 0) and padding is 0, so a
             # window cut short by the end, or holding padding, still takes the max of its valid steps.
-            x = F.max_pool2d(x, (1, self.pool_size), ceil_mode=True)
+            x = _ceil_max_pool(x, self.pool_size)
             lengths = strided_lengths(lengths, self.pool_size)
             mask = padding_mask(lengths, x.shape[3], x.dtype)
         return self.final(x, mask).squeeze(2), lengths
@@ -132,7 +139,25 @@ def build_globalskip(p: GlobalSkipParams, inputs: InputSpec, n_classes: int, dro
 
 def _window_sum(x: torch.Tensor, factor: int) -> torch.Tensor:
     """(batch, channels, steps) -> (batch, channels, ceil(steps/factor)): sums of windows, the last one short."""
+    if exporting():  # divisor_override is lost in the ONNX export (an AveragePool): the mean of factor steps, times it
+        return F.avg_pool2d(_end_zeros(x.unsqueeze(2), factor), (1, factor)).squeeze(2) * factor
     return F.avg_pool2d(x.unsqueeze(2), (1, factor), ceil_mode=True, divisor_override=1).squeeze(2)
+
+
+def _ceil_max_pool(x: torch.Tensor, factor: int) -> torch.Tensor:
+    """Max-pool of the last axis by factor, the last window cut short by the end (ceil_mode)."""
+    if exporting():  # the same here: the pooled values are >= 0
+        return F.max_pool2d(_end_zeros(x, factor), (1, factor))
+    return F.max_pool2d(x, (1, factor), ceil_mode=True)
+
+
+def _end_zeros(x: torch.Tensor, factor: int) -> torch.Tensor:
+    """x with factor - 1 zeros appended: a pool that floors over it has ceil(steps / factor) windows.
+
+    Exporting (ecgcore.export) pools so instead of with ceil_mode, whose output size is a branch on the
+    length that torch.export cannot keep for every length.
+    """
+    return F.pad(x, (0, factor - 1))
 
 
 def _window_mean(x: torch.Tensor, mask: torch.Tensor, factor: int) -> torch.Tensor:

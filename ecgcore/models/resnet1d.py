@@ -46,7 +46,7 @@ from torch import nn
 from ecgcore.config.model import spec
 from ecgcore.errors import ProjectError
 from ecgcore.models import InputSpec, register
-from ecgcore.models.common import strided_lengths, time_mask
+from ecgcore.models.common import exporting, strided_lengths, time_mask
 
 
 @dataclass(frozen=True)
@@ -106,6 +106,10 @@ class ResBlock1d(nn.Module):
 
 
 class ResNet1d(nn.Module):
+    # Its input is exactly one window: a shorter record is zero-padded to it, and the zeros are input
+    # (lengths are not used); ecgcore.export pads such records as predict's batches do.
+    fixed_length = True
+
     def __init__(self, p: ResNet1dParams, n_leads: int, n_classes: int, drop_rate: float):
         super().__init__()
         k = p.kernel_size
@@ -267,13 +271,16 @@ class SEResNet18(nn.Module):
         chunks, owner = self.chunk(x, lengths)
         features, _ = self.trunk(chunks)
         pooled = features.amax(dim=2)  # global max over each chunk
-        per_record = pooled.new_full((x.shape[0], pooled.shape[1]), -math.inf)
+        # One row more than records: a chunk owned by x.shape[0] is no record's (exported graphs have some).
+        per_record = pooled.new_full((x.shape[0] + 1, pooled.shape[1]), -math.inf)
         # Max over a record's chunks; max of maxes = their max-pool over the concatenated chunks.
         per_record = per_record.scatter_reduce(0, owner[:, None].expand_as(pooled), pooled, "amax")
-        return self.head(per_record)
+        return self.head(per_record[:-1])
 
     def chunk(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(chunks (n_chunks, leads, chunk_length), owning record of each chunk)."""
+        if exporting():
+            return self._whole_record_chunks(x)
         x = x * time_mask(lengths, x.shape[2], x.dtype)  # a short record's chunk must see zeros past its end
         if x.shape[2] < self.chunk_length:
             x = F.pad(x, (0, self.chunk_length - x.shape[2]))
@@ -286,6 +293,22 @@ class SEResNet18(nn.Module):
         steps = torch.tensor(starts, device=x.device)[:, None] + torch.arange(self.chunk_length, device=x.device)
         # Index (record, sample) pairs on a time-major view: the index tensors stay (n_chunks, chunk_length).
         return x.transpose(1, 2)[owner[:, None], steps].transpose(1, 2), owner
+
+    def _whole_record_chunks(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """chunk for one unpadded record (ecgcore.export), with sizes that follow from its length alone.
+
+        The record, zero-padded by one chunk, is cut every chunk_stride: these chunks hold chunk_starts'
+        regular ones, and those starting after the final chunk's start belong to no record (owner 1, dropped by
+        forward); the final chunk, ending at the record's end (or the one padded chunk of a short record),
+        is added. A chunk twice changes nothing: the chunks' features are max-pooled.
+        """
+        length, stride = self.chunk_length, self.chunk_stride
+        padded = F.pad(x, (0, length))
+        regular = padded.unfold(2, length, stride)[0].transpose(0, 1)  # starts 0, stride, ... <= the record's length
+        last_start = (torch.full((), x.shape[2], dtype=torch.int64, device=x.device) - length).clamp(min=0)
+        last = padded[0][:, last_start + torch.arange(length, device=x.device)]
+        starts = torch.cat([torch.arange(regular.shape[0], device=x.device) * stride, last_start[None]])
+        return torch.cat([regular, last[None]]), (starts > last_start).to(torch.int64)
 
     def encode(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The trunk over whole records, padding masked after every activation.

@@ -25,12 +25,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from ecgcore.config.model import spec
 from ecgcore.models import InputSpec, register
-from ecgcore.models.common import Dropout, MaskedBatchNorm1d, MaskedBatchNorm2d, padding_mask
+from ecgcore.models.common import (
+    Dropout,
+    MaskedBatchNorm1d,
+    MaskedBatchNorm2d,
+    exporting,
+    padding_mask,
+    whole_lstm,
+)
 
 
 @dataclass(frozen=True)
@@ -76,10 +84,16 @@ class ConvLayer(nn.Module):
         mask = _time_mask(lengths, x.shape[2], x.dtype)
         if self.pool is None:  # dropout fused into the BatchNorm
             return self.bn(x, mask, relu=True, drop=self.drop.p if self.training else 0.0), lengths
-        x = self.pool(self.bn(x, mask, relu=True))
+        x = self._max_pool(self.bn(x, mask, relu=True))
         lengths = _ceil_div(lengths, self.time_stride)
         mask = _time_mask(lengths, x.shape[2], x.dtype)
         return self.drop(x if mask is None else x * mask), lengths
+
+    def _max_pool(self, x):
+        if exporting():  # floor pooling over appended zeros (x >= 0 here): ceil_mode without its branch on the length
+            time, freq = self.pool.kernel_size
+            return F.max_pool2d(F.pad(x, (0, freq - 1, 0, time - 1)), (time, freq))
+        return self.pool(x)
 
 
 class ConvStack(nn.Module):
@@ -151,9 +165,12 @@ class SpectrogramCRNN(nn.Module):
     def forward(self, x, lengths):
         feats, lengths = self.convs(x, lengths)
         seq = feats.permute(0, 2, 1, 3).flatten(2)
-        packed = pack_padded_sequence(seq, lengths.cpu(), batch_first=True, enforce_sorted=False)
-        out, _ = self.lstm(packed)
-        out, _ = pad_packed_sequence(out, batch_first=True, total_length=seq.shape[1])
+        if exporting():  # one whole record: every frame is valid, nothing to pack (packing needs Python lengths)
+            out = whole_lstm(self.lstm, seq)
+        else:
+            packed = pack_padded_sequence(seq, lengths.cpu(), batch_first=True, enforce_sorted=False)
+            out, _ = self.lstm(packed)
+            out, _ = pad_packed_sequence(out, batch_first=True, total_length=seq.shape[1])
         if self.bidirectional:
             summary = _masked_mean(out, lengths)
         else:

@@ -21,6 +21,7 @@ from ecgcore.data.inputs import LazyInputs
 from ecgcore.tracks import track_for
 from ecgcore.training import batches as batching
 from ecgcore.training import optim
+from ecgcore.training.distributed import Replicas
 
 
 def cpu_copy(value):
@@ -135,7 +136,7 @@ class FoldRun:
 
     rng draws the augmentations and batches; started is time.monotonic() when this attempt began (an
     epoch loop restored from a checkpoint moves its own copy back by the time already spent, so the time
-    limit counts across attempts).
+    limit counts across attempts). replicas: the processes training this fold together (DDP), if more than one.
     """
 
     task: object
@@ -144,14 +145,18 @@ class FoldRun:
     rng: np.random.Generator
     observer: TrainingObserver
     started: float
+    replicas: Replicas = Replicas()
 
 
 class EpochLoop:
     """Epochs of training with periodic validation, the best model kept, early stop and a time limit.
 
-    Subclasses say what one batch's loss is (`batch_loss`), how a validation
-    scores the model (`evaluate` -> the value that picks the best model and
-    the hotlog row), and whether higher values are better.
+    Subclasses say what one batch's loss is (`batch_loss`, calling `train_model`
+    and drawing from `draw_rng`), how a validation scores the model (`evaluate`
+    -> the value that picks the best model and the hotlog row), and whether
+    higher values are better. `model` is the network itself (its state, its
+    evaluation); `train_model` is what a training step calls: the same network,
+    or DDP around it when several processes train the fold (ecgcore.training.distributed).
     """
 
     higher_is_better = True
@@ -162,6 +167,9 @@ class EpochLoop:
         self.task, self.model, self.fold, self.device = task, model, fold, device
         self.rng, self.observer, self.started = run.rng, run.observer, run.started
         self.tp = task.model.training_parameters
+        self.replicas = run.replicas
+        self.train_model = run.replicas.wrap(model, device)
+        self.draw_rng = run.replicas.draws(run.rng, [self.tp.seed, task.fold])
         self.strata = track_for(task.challenge).strata(fold.train.labels)
         steps = max(1, -(-len(fold.train) // self.tp.batch_size))
         self.stepper = optim.Stepper(model, self.tp, steps, task.max_epochs, device)
@@ -244,6 +252,7 @@ class EpochLoop:
         """
         self.model.train()
         order = epoch_batches(self.strata, train_x.lengths, self.tp.batch_size, self.compensation, self.rng)
+        order = [self.replicas.shard(batch) for batch in order]  # all ranks drew the same order
         # float64, so each entry is exactly the float(loss) of old and their mean the same number
         losses = torch.zeros(len(order), dtype=torch.float64, device=self.device)
         done = 0
@@ -257,13 +266,15 @@ class EpochLoop:
                 self.stepper.step(loss)
                 losses[done] = loss.detach()  # no host read per batch: the device runs ahead
                 done += 1
-                # The time limit ends training at a batch boundary, so one slow epoch cannot overrun it.
-                if self.deadline is not None and time.monotonic() >= self.deadline:
+                # The time limit ends training at a batch boundary, so one slow epoch cannot overrun it;
+                # the ranks of a DDP fold stop at the same batch.
+                if self.deadline is not None and self.replicas.any(time.monotonic() >= self.deadline):
                     self.out_of_time = True
                     break
-        return float(np.mean(losses[:done].cpu().numpy()))
+        return self.replicas.mean(float(np.mean(losses[:done].cpu().numpy())))
 
     def validate(self, epoch: int, train_loss: float) -> None:
+        self.replicas.sync_buffers(self.model)
         value, row = self.evaluate()
         if self.best_value is None or (value >= self.best_value if self.higher_is_better
                                        else value <= self.best_value):

@@ -55,9 +55,9 @@ class MultiLabelLoop(EpochLoop):
         if self.loss_cfg.label_smoothing > 0:
             y = y * (1 - self.loss_cfg.label_smoothing) + 0.5 * self.loss_cfg.label_smoothing
         if self.tp.mixup > 0 and x.shape[0] > 1:
-            x, lengths, perm, lam = optim.mixup(x, lengths, self.tp.mixup, self.rng)
+            x, lengths, perm, lam = optim.mixup(x, lengths, self.tp.mixup, self.draw_rng)
             y = lam * y + (1 - lam) * y[perm]
-        loss = multilabel_loss(self.loss, self.model(x, lengths), y, pos_weight=self.pos_weight,
+        loss = multilabel_loss(self.loss, self.train_model(x, lengths), y, pos_weight=self.pos_weight,
                                weights=self.reward, sinus_index=self.track.classes.sinus)
         if self.loss_cfg.l2_penalty > 0:
             loss = loss + self.loss_cfg.l2_penalty * optim.l2_penalty(self.model)

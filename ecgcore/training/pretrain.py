@@ -99,7 +99,8 @@ class _PretrainLoop(EpochLoop):
         self.cfg = run.task.model.pretraining
 
     def batch_loss(self, x, lengths, batch) -> torch.Tensor:
-        return reconstruction_loss(self.model, x, lengths, self.cfg, self.rng, host_lengths=self.batch_lengths)
+        return reconstruction_loss(self.train_model, x, lengths, self.cfg, self.draw_rng,
+                                   host_lengths=self.batch_lengths)
 
     def evaluate(self) -> tuple[float, dict]:
         valid = evaluate(self.model, self.fold.valid, self.fold.pipeline, self.cfg, self.device, self.eval_batch)

@@ -35,6 +35,7 @@ from ecgcore.metrics.cinc2017 import score_report
 from ecgcore.models import create_model, get_architecture
 from ecgcore.tracks import track_for
 from ecgcore.training import multilabel, optim
+from ecgcore.training.distributed import Replicas
 from ecgcore.training.loop import EpochLoop, FoldRun, TrainingObserver, TrainResult, predict_proba
 
 # oneDNN caches a compiled primitive (with its buffers) per input shape; with
@@ -73,7 +74,7 @@ def load_pretrained(model: nn.Module, path: str) -> int:
 
 def train_task(task: Task, observer: TrainingObserver | None = None, resume: dict | None = None,
                prepared=None, parts: dict | None = None, device: str | None = None,
-               notes: tuple[str, ...] = ()) -> TrainResult:
+               notes: tuple[str, ...] = (), replicas: Replicas = Replicas()) -> TrainResult:
     """Train task.model on its fold and score the best model on train/valid/test.
 
     resume is a state the observer received through on_checkpoint: training
@@ -84,21 +85,27 @@ def train_task(task: Task, observer: TrainingObserver | None = None, resume: dic
     where to train ("cpu", "cuda"); the caller that knows what the fold was given
     (the trial: Ray's GPU ids) decides, and a fold given no GPU then never touches
     CUDA. None: CUDA when torch sees it, else the CPU. notes go to scores.json.
+    replicas: this process's rank among those training the fold with DDP (their
+    process group already initialised); only rank 0's result is complete.
     """
     started = time.monotonic()
     torch.set_num_threads(task.threads)
     seed = np.random.SeedSequence([task.model.training_parameters.seed, task.fold])
-    torch.manual_seed(int(seed.generate_state(1)[0]))
+    # Each rank its own dropout draws; rank 0 (and a lone process) the fold's, DDP gives all rank 0's weights.
+    torch.manual_seed(int(seed.generate_state(1)[0]) + replicas.rank)
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     fold = data.load_fold(task, prepared)
     run = FoldRun(task=task, fold=fold, device=device, rng=np.random.default_rng(seed),
-                  observer=observer or TrainingObserver(), started=started)
+                  observer=observer or TrainingObserver(), started=started, replicas=replicas)
     track = track_for(task.challenge)
     model = create_model(task.model, fold.pipeline.inputs, len(track.class_names)).to(device)
     info = {"device": str(device), "n_parameters": sum(p.numel() for p in model.parameters()),
             "n_train": len(fold.train), "n_valid": len(fold.valid), "n_test": len(fold.test),
             "test_sources": sorted(set(fold.test.sources)), "source_fs": fold.pipeline.source_fs,
             "shared_dataset": prepared is not None, "notes": list(notes)}
+    if replicas.active and get_architecture(task.model.model_name).trainer in ("stacking", "boosting"):
+        raise ProjectError(f"{task.model.model_name} is not trained by gradient steps: it cannot be trained by "
+                           "several processes (workers_per_task must be 1)")
     if get_architecture(task.model.model_name).trainer == "stacking":
         from ecgcore.training.stacking import train_stack  # LightGBM, scikit-learn and the feature set: hybrids only
 
@@ -127,6 +134,21 @@ def train_task(task: Task, observer: TrainingObserver | None = None, resume: dic
         loop.restore(resume)
         info["resumed_after_epoch"] = resume["epoch"]
     loop.run()
+    if replicas.active:
+        return _replicated_result(run, model, track, loop, info)
+    model.load_state_dict(loop.best_state)
+    return _final_scores(run, model, track, loop, info)
+
+
+def _replicated_result(run: FoldRun, model, track, loop, info: dict) -> TrainResult:
+    """Rank 0's scores of the best model, with every rank's digest of its weights; the other ranks stop here."""
+    replicas = run.replicas
+    info["replicas"] = {"world_size": replicas.world, "final_weights_sha256": replicas.weight_digests(model),
+                        "best_weights_sha256": replicas.weight_digests_of(loop.best_state)}
+    info["replicas"]["identical"] = all(len(set(info["replicas"][k])) == 1
+                                        for k in ("final_weights_sha256", "best_weights_sha256"))
+    if not replicas.leader:
+        return TrainResult.after(loop, scores={}, info=info)
     model.load_state_dict(loop.best_state)
     return _final_scores(run, model, track, loop, info)
 
@@ -158,12 +180,12 @@ class _Loop(EpochLoop):
         # A host tensor copied without waiting: as_tensor(..., device=cuda) would block on every batch.
         y = torch.as_tensor(self.fold.train.labels[batch]).to(self.device, non_blocking=True)
         if self.tp.mixup > 0 and x.shape[0] > 1:
-            x, lengths, perm, lam = optim.mixup(x, lengths, self.tp.mixup, self.rng)
-            logits = self.model(x, lengths)
+            x, lengths, perm, lam = optim.mixup(x, lengths, self.tp.mixup, self.draw_rng)
+            logits = self.train_model(x, lengths)
             per_record = (lam * optim.weighted_loss(logits, y, self.weights, self.loss_cfg)
                           + (1 - lam) * optim.weighted_loss(logits, y[perm], self.weights, self.loss_cfg))
         else:
-            per_record = optim.weighted_loss(self.model(x, lengths), y, self.weights, self.loss_cfg)
+            per_record = optim.weighted_loss(self.train_model(x, lengths), y, self.weights, self.loss_cfg)
         loss = per_record.mean()
         if self.loss_cfg.l2_penalty > 0:
             loss = loss + self.loss_cfg.l2_penalty * optim.l2_penalty(self.model)

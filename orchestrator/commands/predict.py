@@ -66,11 +66,16 @@ def fold_probabilities(fold: FoldDir, records: Records, prepared_by: dict | None
         if prepared_by is not None:
             prepared_by[key] = prepared
     items = pipeline.eval_items(prepared)
-    model = create_model(model_cfg, pipeline.inputs, len(track.class_names))
-    state = torch.load(fold.file(BEST_MODEL), map_location="cpu", weights_only=True)
-    model.load_state_dict(state)
+    model = load_network(fold, model_cfg, pipeline.inputs, len(track.class_names))
     return predict_proba(model, pipeline, items, items.owners, len(records), torch.device("cpu"),
                          multilabel=track.multilabel)
+
+
+def load_network(fold: FoldDir, model_cfg, inputs, n_classes: int) -> torch.nn.Module:
+    """The fold's best model on the CPU, in eval mode (predict and export load it alike)."""
+    model = create_model(model_cfg, inputs, n_classes)
+    model.load_state_dict(torch.load(fold.file(BEST_MODEL), map_location="cpu", weights_only=True))
+    return model.eval()
 
 
 def fold_thresholds(fold: FoldDir, track) -> np.ndarray:

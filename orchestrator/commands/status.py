@@ -49,11 +49,17 @@ def fold_state(fold: FoldDir) -> FoldState:
 
 
 def _gpus(record: dict) -> str:
-    """' on GPU 0 (CUDA_VISIBLE_DEVICES=0)' for a fold Ray gave GPUs; '' for a CPU fold or an older log."""
+    """' on GPU 0 (CUDA_VISIBLE_DEVICES=0)' for a fold Ray gave GPUs; '' for a CPU fold or an older log.
+
+    A DDP fold: ', 2 DDP workers on GPU 0,1 (...)', or ', 2 DDP workers on 2 nodes' (a node each).
+    """
+    workers = record.get("workers") or []
+    nodes = len({w.get("node_id") for w in workers})
+    text = f", {len(workers)} DDP workers" + (f" on {nodes} nodes" if nodes > 1 else "") if workers else ""
     ids = record.get("gpu_ids")
     if not ids:
-        return ""
-    return f" on GPU {','.join(map(str, ids))} (CUDA_VISIBLE_DEVICES={record.get('cuda_visible_devices')})"
+        return text
+    return f"{text} on GPU {','.join(map(str, ids))} (CUDA_VISIBLE_DEVICES={record.get('cuda_visible_devices')})"
 
 
 def _progress(rows: list[dict]) -> str:

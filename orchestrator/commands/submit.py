@@ -30,12 +30,13 @@ from ecgcore.models.hybrid import part_models
 from orchestrator.config.jobs import NamedJob, check_kinds, load_jobs, load_model_files, model_path, parse_model
 from orchestrator.config.search import describe_search, expand_variants
 from orchestrator.config.settings import Settings, with_settings
-from orchestrator.logdir.reader import SCORES, FoldDir
+from orchestrator.logdir.reader import MLFLOW_RUNS, SCORES, FoldDir
 from orchestrator.logdir.runstate import JobLocks, check_unchanged, finished
 from orchestrator.plan.datasets import SharedData, prepare_data
 from orchestrator.plan.expand import DEFAULTS, Overrides, check_gpu_capacity, expand, task_table
 from orchestrator.plan.provenance import provenance
 from orchestrator.run.rayjob import is_jobs_address, submit_as_ray_job
+from orchestrator.tracking import require_mlflow
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
@@ -147,6 +148,7 @@ def submit(opts: SubmitOptions, say: Callable[[str], None] = print) -> int:
         return 0
     if is_jobs_address(opts.address):  # checked here; run there, where the data and log paths are
         return submit_as_ray_job(opts, tasks, root, say)
+    require_mlflow(jobs, opts.overrides)
     check_init_checkpoints(tasks)
     for data_dir in sorted({t.data_dir for t in tasks}):
         if not Path(data_dir).is_dir():  # before anything is written under log/
@@ -161,10 +163,12 @@ def submit(opts: SubmitOptions, say: Callable[[str], None] = print) -> int:
 
 
 def prepare_folds(tasks: list[Task], resume: bool, say: Callable[[str], None]) -> set[str]:
-    """Resume: check every fold folder and return the finished folds. Fresh: forget earlier results."""
+    """Resume: check every fold folder and return the finished folds. Fresh: forget earlier results (and the
+    earlier MLflow runs: a fresh submit is tracked as new runs)."""
     if not resume:
         for task in tasks:
             (Path(task.out_dir) / SCORES).unlink(missing_ok=True)
+            (Path(task.out_dir).parent / MLFLOW_RUNS).unlink(missing_ok=True)
         return set()
     for task in tasks:
         check_unchanged(task)
@@ -176,6 +180,7 @@ def prepare_folds(tasks: list[Task], resume: bool, say: Callable[[str], None]) -
 def _run(opts: SubmitOptions, jobs, tasks: list[Task], log_dir: Path, done: set[str], shared: SharedData,
          say) -> int:
     from orchestrator.run import driver  # imports Ray: only when something will run
+    from orchestrator.run.tracking import tracking_callbacks
 
     if opts.dashboard_host not in LOOPBACK:
         say(f"warning: the Ray dashboard will listen on {opts.dashboard_host}: its API runs code on this "
@@ -204,9 +209,11 @@ def _run(opts: SubmitOptions, jobs, tasks: list[Task], log_dir: Path, done: set[
     try:
         # The data signature beside the code version: a report can say which files a score came from.
         recorded = {**provenance(), "data_signatures": shared.signatures}
+        callbacks = tracking_callbacks(tasks, jobs, opts.overrides, recorded, opts.resume, say)
         outcomes = driver.run_tasks(tasks, jobs, opts.overrides, log_dir, recorded, opts.max_concurrent,
                                    experiment=driver.experiment_name(opts.job_file, tasks), resume=opts.resume,
-                                   storage_path=opts.storage_path, quiet=opts.quiet, shared=shared)
+                                   storage_path=opts.storage_path, quiet=opts.quiet, shared=shared,
+                                   callbacks=callbacks)
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)

@@ -54,6 +54,14 @@ class JobConfig:
     kind: str = spec("classify", "classify, or pretrain: self-supervised pre-training of the model's "
                                  "encoder (see the model file's pretraining section)",
                      choices=("classify", "pretrain"))
+    mlflow_tracking_uri: str | None = spec(None, "MLflow tracking URI (sqlite:///mlflow.db, http://host:5000): the "
+                                                 "job as a parent run, each fold as a child run (default: submit "
+                                                 "--mlflow, else the settings' mlflow_tracking_uri, else none)")
+    workers_per_task: int = spec(1, "processes training each fold together: above 1, PyTorch DistributedDataParallel "
+                                    "through Ray Train, each worker with cpus_per_task CPUs and gpus_per_worker "
+                                    "GPUs", min=1)
+    gpus_per_worker: float | None = spec(None, "GPUs per worker when workers_per_task > 1 (default: 1 if the "
+                                               "cluster has GPUs)", min=0.0)
 
 
 @dataclass(frozen=True)
@@ -178,6 +186,7 @@ def check_kinds(jobs: list[NamedJob], models: dict[str, ModelConfig]) -> None:
                               f"model {job.config.model!r} has loss {loss!r}, which does not fit challenge "
                               f"{job.config.challenge} ({'multi' if multilabel else 'single'}-label): use "
                               f"{'bce, weighted_bce, confusion_bce or challenge' if multilabel else 'cross_entropy'}")
+        _check_workers(job, model)
         stacked = get_architecture(model.model_name).trainer == "stacking"
         if (input_kind == "features" or stacked) and multilabel:
             raise ConfigError(job.file, f"$.{job.name}.challenge",
@@ -186,3 +195,23 @@ def check_kinds(jobs: list[NamedJob], models: dict[str, ModelConfig]) -> None:
         if model.preprocessing.leads is not None and not multilabel:
             raise ConfigError(job.file, f"$.{job.name}.model",
                               f"model {job.config.model!r} selects leads, but CinC 2017 records have one lead")
+
+
+def _check_workers(job: NamedJob, model: ModelConfig) -> None:
+    """Several processes per fold (DDP) need a network trained by gradient steps, and GPUs per worker."""
+    cfg, path = job.config, f"$.{job.name}"
+    if cfg.workers_per_task == 1:
+        if cfg.gpus_per_worker is not None:
+            raise ConfigError(job.file, f"{path}.gpus_per_worker", "applies to workers_per_task > 1; one process "
+                                                                    "per fold takes gpus_per_task")
+        return
+    if cfg.gpus_per_task is not None:
+        raise ConfigError(job.file, f"{path}.gpus_per_task", f"with workers_per_task {cfg.workers_per_task} give "
+                                                              "the GPUs of each worker: gpus_per_worker")
+    if get_architecture(model.model_name).trainer in ("boosting", "stacking"):
+        raise ConfigError(job.file, f"{path}.workers_per_task", f"{model.model_name} is not trained by gradient "
+                                                                 "steps; it cannot be split over several processes")
+    if model.training_parameters.batch_size < cfg.workers_per_task:
+        raise ConfigError(job.file, f"{path}.workers_per_task", f"each worker trains on a slice of every batch: "
+                                                                 f"batch_size {model.training_parameters.batch_size} "
+                                                                 f"is smaller than {cfg.workers_per_task} workers")

@@ -8,7 +8,8 @@ absent). Every value is optional; the defaults are declared here, once.
 Precedence, for every value: command line > job file > settings file >
 defaults. The settings file only supplies values the job file and the
 command line leave open: `with_settings` fills a job's open keys (data,
-cpus_per_task, gpus_per_task) and the CLI fills its open options from it.
+cpus_per_task, gpus_per_task, mlflow_tracking_uri) and the CLI fills its open
+options from it.
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ class Settings:
                                             "port given here must be free)", min=1, max=65535)
     storage_path: str | None = spec(None, "Tune's experiment and checkpoints: a folder every node mounts or a "
                                           "URI (null: <log_root>/.tune)")
+    mlflow_tracking_uri: str | None = spec(None, "MLflow tracking URI for jobs without mlflow_tracking_uri, when "
+                                                 "submit has no --mlflow (null: no tracking)")
 
 
 @dataclass(frozen=True)
@@ -80,13 +83,15 @@ def load_settings(cli_file: str | None = None, env: Mapping[str, str] | None = N
 
 
 def with_settings(jobs: list, settings: Settings) -> list:
-    """Jobs whose open keys (data, cpus_per_task, gpus_per_task) take the settings' values."""
+    """Jobs whose open keys (data, cpus_per_task, gpus_per_task, mlflow_tracking_uri) take the settings' values."""
     out = []
     for job in jobs:
         c = job.config
         config = replace(c, data=c.data if c.data is not None else settings.data_root,
                          cpus_per_task=c.cpus_per_task if c.cpus_per_task is not None else settings.cpus_per_task,
-                         gpus_per_task=c.gpus_per_task if c.gpus_per_task is not None else settings.gpus_per_task)
+                         gpus_per_task=c.gpus_per_task if c.gpus_per_task is not None else settings.gpus_per_task,
+                         mlflow_tracking_uri=c.mlflow_tracking_uri if c.mlflow_tracking_uri is not None
+                         else settings.mlflow_tracking_uri)
         out.append(replace(job, config=config))
     return out
 

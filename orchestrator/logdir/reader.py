@@ -30,9 +30,10 @@ BEST_MODEL = "best_model.pt"
 ENSEMBLE = "ensemble.json"  # in the job folder: the fold models together on the hold-out part
 SUMMARY = "summary.json"  # in the architecture folder: every job's cross-validation scores
 LOCK = ".lock"  # in the job folder while a submit writes it
+MLFLOW_RUNS = "mlflow.json"  # in the job folder: its MLflow parent and fold run ids (submit --mlflow), for resume
 
 # What the scheduler gave a fold, in attempt.json and scores.json: Ray's GPU ids and the process's CUDA_VISIBLE_DEVICES.
-PLACEMENT_KEYS = ("gpu_ids", "cuda_visible_devices")
+PLACEMENT_KEYS = ("gpu_ids", "cuda_visible_devices", "workers")  # "workers": a DDP fold's ranks
 
 # A run from before the 12-lead track has no "challenge" in its job.json and scores.json.
 LEGACY_CHALLENGE = 2017

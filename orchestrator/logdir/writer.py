@@ -167,6 +167,8 @@ class FoldLog(TrainingObserver):
             **self.placement,
             "notes": result.info.get("notes", []),
             **({"parts": result.info["parts"]} if "parts" in result.info else {}),  # a stack's parts' own scores
+            # a DDP fold: world size and every rank's digest of its weights (identical when the ranks agree)
+            **({"replicas": result.info["replicas"]} if "replicas" in result.info else {}),
             "elapsed_s": round(result.info.get("elapsed_s", 0.0), 2),
             "provenance": {**self.provenance, "seed": self.task.model.training_parameters.seed,
                            "config_hash": config_hash(self.task)},

@@ -32,6 +32,7 @@ class Overrides:
     cpus_per_task: float | None = None
     gpus_per_task: float | None = None
     time_limit_s: float | None = None
+    mlflow_tracking_uri: str | None = None  # submit --mlflow (orchestrator.tracking.tracking_uri)
 
 
 def fold_dir(log_dir: PurePath, architecture: str, job: str, fold: int) -> PurePath:
@@ -80,13 +81,19 @@ def _task(job: NamedJob, fold: int, model: ModelConfig, log_dir: PurePath, root:
 
 
 def resources(job: NamedJob, overrides: Overrides, cluster_gpus: float) -> dict[str, float]:
-    """Ray resources of one of the job's tasks; GPUs default to 1 where the cluster has any."""
+    """Ray resources of each process training one of the job's folds, and how many processes.
+
+    One process (workers 1) is the trial itself. Several (workers_per_task > 1, DDP) each take
+    cpus_per_task CPUs and gpus_per_worker GPUs; a command-line --gpus-per-task wins for them too.
+    GPUs default to 1 where the cluster has any.
+    """
+    workers = job.config.workers_per_task
     gpus = overrides.gpus_per_task
     if gpus is None:
-        gpus = job.config.gpus_per_task
+        gpus = job.config.gpus_per_task if workers == 1 else job.config.gpus_per_worker
     if gpus is None:
         gpus = 1.0 if cluster_gpus > 0 else 0.0
-    return {"cpu": float(_cpus(job, overrides)), "gpu": float(gpus)}
+    return {"cpu": float(_cpus(job, overrides)), "gpu": float(gpus), "workers": workers}
 
 
 def check_gpu_capacity(jobs: list[NamedJob], overrides: Overrides, node_gpus: list[float], where: str) -> None:
@@ -96,7 +103,11 @@ def check_gpu_capacity(jobs: list[NamedJob], overrides: Overrides, node_gpus: li
     """
     largest, total = max(node_gpus, default=0.0), sum(node_gpus)
     for job in jobs:
-        gpus = resources(job, overrides, total)["gpu"]
+        res = resources(job, overrides, total)
+        gpus = res["gpu"]
+        if res["workers"] > 1 and res["workers"] * gpus > total:
+            raise ProjectError(f"job {job.name}: {res['workers']} workers x {gpus:g} GPU(s) per fold, but {where} "
+                               f"has {total:g} GPU(s) in all; lower workers_per_task or gpus_per_worker")
         if gpus > 1 and gpus != int(gpus):
             raise ProjectError(f"job {job.name}: {gpus:g} GPUs per task; above one GPU a task takes whole GPUs "
                                "(fractions pack several tasks onto one GPU)")
@@ -126,9 +137,11 @@ def task_table(tasks: list[Task], jobs: list[NamedJob], overrides: Overrides) ->
     lines = [header]
     for i, t in enumerate(tasks):
         res = resources(by_name[t.job], overrides, cluster_gpus=0)
-        gpu = "auto" if by_name[t.job].config.gpus_per_task is None and overrides.gpus_per_task is None \
-            else f"{res['gpu']:g}"
+        job = by_name[t.job].config
+        given = job.gpus_per_task if job.workers_per_task == 1 else job.gpus_per_worker
+        gpu = "auto" if given is None and overrides.gpus_per_task is None else f"{res['gpu']:g}"
+        ddp = f"  (DDP: {res['workers']} workers, cpu and gpu each)" if res["workers"] > 1 else ""
         lines.append(f"{i:>3}  {t.task_id:<{w_id}} {t.model_file:<{w_model}} {t.split:<{w_split}} "
-                     f"{t.max_epochs:>6} {res['cpu']:>4g} {gpu:>4}  {t.data_dir}")
+                     f"{t.max_epochs:>6} {res['cpu']:>4g} {gpu:>4}  {t.data_dir}{ddp}")
     lines.append(f"{len(tasks)} task(s) from {len(jobs)} job(s)")
     return "\n".join(lines)

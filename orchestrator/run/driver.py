@@ -29,6 +29,7 @@ from orchestrator.config.jobs import NamedJob
 from orchestrator.logdir.runstate import config_hash
 from orchestrator.plan.datasets import SharedData, part_id
 from orchestrator.plan.expand import Overrides, resources
+from orchestrator.run.ddp import COORDINATOR_CPUS
 from orchestrator.run.jobcaps import JobCaps
 from orchestrator.run.progress import ProgressView
 from orchestrator.run.trial import run_trial
@@ -55,7 +56,10 @@ class Progress(tune.Callback):
         self.view.tick()
 
     def on_trial_start(self, iteration, trials, trial, **info):
-        self.view.start(_task_id(trial), trial.placement_group_factory.required_resources)
+        res = trial.config["spec"]["resources"]
+        asked = trial.placement_group_factory.required_resources if res.get("workers", 1) == 1 else \
+            f"{res['workers']} DDP workers x {{'CPU': {res['cpu']:g}, 'GPU': {res['gpu']:g}}}"
+        self.view.start(_task_id(trial), asked)
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         if not result.get("fold_done"):  # the final report: on_trial_complete shows it
@@ -128,27 +132,28 @@ def run_tasks(tasks: list[Task], jobs: list[NamedJob], overrides: Overrides, log
               provenance: dict, max_concurrent: int | None = None, fault: dict | None = None,
               experiment: str | None = None, resume: bool = False,
               storage_path: str | None = None, quiet: bool = False,
-              shared: SharedData | None = None) -> list[TrialOutcome]:
+              shared: SharedData | None = None, callbacks: list[tune.Callback] | None = None) -> list[TrialOutcome]:
     """Schedule every task as a Tune trial and wait for all of them (fault: see TuneFoldLog, tests only).
 
     With resume, an earlier experiment of the same name is restored with
     Tune's own `Tuner.restore`: finished trials stay finished, unfinished
     and failed ones continue from their last checkpoints. storage_path (a
     shared folder or a URI such as s3://bucket/x) holds the experiment and
-    checkpoints instead of log/.tune.
+    checkpoints instead of log/.tune. callbacks: Tune callbacks beside the progress view (MLflow tracking).
     """
     name = experiment or time.strftime("submit-%Y%m%d-%H%M%S")
     storage = storage_path or str(log_dir.resolve() / ".tune")
     path = f"{storage.rstrip('/')}/{name}"
     trainable = tune.with_resources(_with_data(shared), _placement)
+    callbacks = [Progress(ProgressView.for_terminal(quiet, tasks)), *(callbacks or [])]
     if resume and tune.Tuner.can_restore(path):
         print(f"continuing the Tune experiment {path}: unfinished folds resume from their checkpoints")
-        tuner = tune.Tuner.restore(path, trainable, resume_errored=True)
+        tuner = _restored(path, trainable, callbacks)
     else:
         if "://" not in path:
             shutil.rmtree(path, ignore_errors=True)  # a fresh submit starts a fresh experiment
         tuner = _new_tuner(tasks, jobs, overrides, (storage, name), provenance, max_concurrent, fault, trainable,
-                           ProgressView.for_terminal(quiet, tasks), shared)
+                           callbacks, shared)
     outcomes = []
     for result in _fit(tuner, len(tasks)):
         task_id = result.config["spec"]["task"]["task_id"]
@@ -183,7 +188,7 @@ def _fit(tuner: tune.Tuner, n_trials: int):
 
 
 def _new_tuner(tasks, jobs, overrides, where: tuple[str, str], provenance, max_concurrent, fault,
-               trainable, view: ProgressView, shared: SharedData | None) -> tune.Tuner:
+               trainable, callbacks: list[tune.Callback], shared: SharedData | None) -> tune.Tuner:
     by_name = {j.name: j for j in jobs}
     cluster_gpus = float(ray.cluster_resources().get("GPU", 0))
     specs = []
@@ -197,14 +202,16 @@ def _new_tuner(tasks, jobs, overrides, where: tuple[str, str], provenance, max_c
                       "resources": resources(job, overrides, cluster_gpus),
                       "retries": job.config.max_retries})
     caps = {j.job_name: j.config.max_concurrent for j in jobs if j.config.max_concurrent}
+    # a DDP fold's Ray Train runs (their checkpoints) live in the experiment, so a fresh submit starts them afresh
+    common = {"provenance": provenance, "fault": fault, "ddp_storage": f"{where[0].rstrip('/')}/{where[1]}/ddp"}
     if caps:
-        configs = [{"spec": spec, "provenance": provenance, "fault": fault} for spec in specs]
+        configs = [{"spec": spec, **common} for spec in specs]
         search = {"search_alg": JobCaps(configs, caps), "num_samples": len(configs)}
     else:
         search = {}
     return tune.Tuner(
         trainable,
-        param_space={} if caps else {"spec": tune.grid_search(specs), "provenance": provenance, "fault": fault},
+        param_space={} if caps else {"spec": tune.grid_search(specs), **common},
         tune_config=tune.TuneConfig(reuse_actors=True, max_concurrent_trials=max_concurrent, **search,
                                     scheduler=_scheduler(jobs, tasks),
                                     trial_name_creator=_trial_name, trial_dirname_creator=_trial_name),
@@ -214,9 +221,26 @@ def _new_tuner(tasks, jobs, overrides, where: tuple[str, str], provenance, max_c
             failure_config=tune.FailureConfig(max_failures=max(s["retries"] for s in specs)),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),  # a retry needs only the last
             verbose=0,
-            callbacks=[Progress(view)],
+            callbacks=callbacks,
         ),
     )
+
+
+def _restored(path: str, trainable, callbacks: list[tune.Callback]) -> tune.Tuner:
+    """Tune.restore with this submit's callbacks.
+
+    Ray 2.60's Tuner.restore takes no callbacks: it unpickles the first run's RunConfig, whose callbacks
+    hold that run's progress view and tracker. Its internal tuner keeps that RunConfig (get_run_config);
+    with Ray Client (ray://) the tuner is an actor on the head, and fit() reads the RunConfig back from it.
+    """
+    tuner = tune.Tuner.restore(path, trainable, resume_errored=True)
+    if not tuner._is_ray_client:
+        tuner._local_tuner.get_run_config().callbacks = callbacks
+    else:
+        run_config = ray.get(tuner._remote_tuner.get_run_config.remote())
+        run_config.callbacks = callbacks
+        ray.get(tuner._remote_tuner.set_run_config_and_remote_string_queue.remote(run_config, None))
+    return tuner
 
 
 def _part_keys(task: Task, shared: SharedData | None) -> dict:
@@ -261,6 +285,8 @@ def _with_data(shared: SharedData | None):
 
 def _placement(config: dict) -> PlacementGroupFactory:
     res = config["spec"]["resources"]
+    if res.get("workers", 1) > 1:  # the fold's workers ask Ray Train for their own (orchestrator.run.ddp)
+        return PlacementGroupFactory([{"CPU": COORDINATOR_CPUS}])
     bundle = {"CPU": res["cpu"]}
     if res["gpu"] > 0:
         bundle["GPU"] = res["gpu"]

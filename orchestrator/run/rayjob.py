@@ -52,7 +52,7 @@ def remote_argv(opts, tasks: list, root: Path) -> list[str]:
         argv += ["--data", data]
     for flag, value in (("--max-epochs", o.max_epochs), ("--cpus-per-task", o.cpus_per_task),
                         ("--gpus-per-task", o.gpus_per_task), ("--time-limit", o.time_limit_s),
-                        ("--max-concurrent", opts.max_concurrent),
+                        ("--max-concurrent", opts.max_concurrent), ("--mlflow", o.mlflow_tracking_uri),
                         ("--storage-path", _absolute(opts.storage_path))):
         if value is not None:
             argv += [flag, str(value)]

@@ -6,7 +6,9 @@ FoldLog that also reports every validation to Tune, with a `tune.Checkpoint`
 of the training state. A failed trial is retried by Tune from its last
 checkpoint: `tune.get_checkpoint()` gives the state back, the fold log drops
 the rows after it, and training continues. Every path is absolute because
-trials run in their own cwd.
+trials run in their own cwd. A fold of a job with workers_per_task > 1 is
+trained by several processes through Ray Train (orchestrator.run.ddp); its
+trial only starts them and reports the fold's end.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from ray import tune
 from ecgcore.config.modelfile import task_from_dict
 from ecgcore.config.task import Task
 from ecgcore.io.cache import read_records
+from ecgcore.training.distributed import Replicas
 from ecgcore.training.train import train_task
 from orchestrator.logdir.reader import FoldDir
 from orchestrator.logdir.runstate import finished
@@ -34,16 +37,22 @@ def node_id() -> str:
     return ray.get_runtime_context().get_node_id()
 
 
+def _tune_report(metrics: dict, checkpoint_dir: str) -> None:
+    tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(checkpoint_dir))
+
+
 class TuneFoldLog(FoldLog):
     """FoldLog that also reports each validation to Ray Tune, with a checkpoint to retry from.
 
+    report(metrics, checkpoint_dir) sends them: to Tune from a trial, to Ray Train from a DDP
+    fold's rank 0 (which forwards them to Tune).
     fault (tests only, never set by the CLI): {"raise_at_epoch": N, "marker": path} raises once,
     after the row of validation N is written, to exercise a retry.
     """
 
-    def __init__(self, task, job, provenance, fault: dict | None = None):
+    def __init__(self, task, job, provenance, fault: dict | None = None, report=_tune_report):
         super().__init__(task, job, provenance)
-        self.fault, self.row = fault, None
+        self.fault, self.row, self.report = fault, None, report
 
     def open(self, resume: dict | None = None, placement: dict | None = None) -> None:
         super().open(resume, attempt_extra={"ray_node_id": node_id(), **(placement or {})})
@@ -58,15 +67,14 @@ class TuneFoldLog(FoldLog):
     def on_checkpoint(self, state: dict) -> None:
         with tempfile.TemporaryDirectory() as tmp:
             torch.save(state, Path(tmp) / CHECKPOINT_FILE)  # EpochLoop.state(): already on the CPU
-            tune.report(self.row, checkpoint=tune.Checkpoint.from_directory(tmp))
+            self.report(self.row, tmp)
 
 
 CHECKPOINT_FILE = "state.pt"
 
 
-def _restored_state() -> dict | None:
-    """The training state of this trial's last checkpoint, when Tune retries it."""
-    checkpoint = tune.get_checkpoint()
+def restored_state(checkpoint) -> dict | None:
+    """The training state of a retried fold's last checkpoint (Tune's or Ray Train's); None: a fresh start."""
     if checkpoint is None:
         return None
     with checkpoint.as_directory() as directory:
@@ -88,23 +96,36 @@ def run_trial(config: dict, shared: dict | None = None) -> None:
         scores = FoldDir(Path(task.out_dir)).scores()
         tune.report({"epoch": scores["epochs_run"], **_final(task, scores), "fold_done": True, "skipped": True})
         return
-    resume = _restored_state()
-    placement = gpu_placement()
-    device, note = fold_device(placement)
-    log = TuneFoldLog(task, spec["job"], config["provenance"], config.get("fault"))
+    if spec["resources"].get("workers", 1) > 1:
+        from orchestrator.run.ddp import train_replicated  # Ray Train: only for DDP folds
+
+        scores = train_replicated(config, task, prepared(spec, shared))
+    else:
+        parts = {name: prepared({"data_key": key, "cache_file": spec["part_files"][name]}, shared)
+                 for name, key in spec.get("part_keys", {}).items()}
+        scores = train_fold(config, task, prepared(spec, shared), parts, restored_state(tune.get_checkpoint()),
+                            gpu_placement())
+    tune.report({"epoch": scores["epochs_run"], **_final(task, scores), "fold_done": True})
+
+
+def train_fold(config: dict, task: Task, records, parts: dict | None, resume: dict | None, placement: dict,
+               report=_tune_report, replicas: Replicas = Replicas(), device: str | None = None) -> dict:
+    """Train the fold in this process, writing its folder (a trial, or a DDP fold's rank 0); its scores.
+
+    device: where to train when the caller knows better than fold_device (a DDP worker's own GPU).
+    """
+    where, note = fold_device(placement)
+    log = TuneFoldLog(task, config["spec"]["job"], config["provenance"], config.get("fault"), report)
     log.open(resume, placement)
     try:
-        parts = {name: _prepared({"data_key": key, "cache_file": spec["part_files"][name]}, shared)
-                 for name, key in spec.get("part_keys", {}).items()}
-        result = train_task(task, log, resume, _prepared(spec, shared), parts, device=device,
-                            notes=(note,) if note else ())
+        result = train_task(task, log, resume, records, parts, device=device or where,
+                            notes=(note,) if note else (), replicas=replicas)
     except BaseException as exc:
         log.record_error(exc)
         raise
     finally:
         log.close()
-    scores = log.finish(result)
-    tune.report({"epoch": result.epochs_run, **_final(task, scores), "fold_done": True})
+    return log.finish(result)
 
 
 def gpu_placement() -> dict:
@@ -131,7 +152,7 @@ def fold_device(placement: dict) -> tuple[str, str | None]:
     return "cpu", note
 
 
-def _prepared(spec: dict, shared: dict | None):
+def prepared(spec: dict, shared: dict | None):
     """The task's preprocessed dataset: from the object store, else from the driver's cache file."""
     key = spec.get("data_key")
     if key is None:

@@ -18,7 +18,7 @@ PROBE = ("import runpy, sys\n"
          "    pass\n"
          f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))\n")
 COMMANDS = ("submit", "resume", "status", "settings", "summarize", "compare", "report", "predict", "ensemble", "score",
-            "split", "data")
+            "export", "split", "data")
 
 
 def _heavy_imports(*argv: str, cwd=ROOT) -> tuple[str, list[str]]:

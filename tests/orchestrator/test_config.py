@@ -116,3 +116,20 @@ def test_submit_refuses_missing_dataset(tmp_path, capsys):
     assert _submit(tmp_path, {**JOB, "data": str(tmp_path / "absent")}) == 2
     assert "does not exist" in capsys.readouterr().err
     assert not (tmp_path / "log").exists()
+
+
+@pytest.mark.parametrize("change, model, path, words", [
+    ({"workers_per_task": 2, "gpus_per_task": 1}, "CNN_paper", "$.a.gpus_per_task", "gpus_per_worker"),
+    ({"gpus_per_worker": 1}, "CNN_paper", "$.a.gpus_per_worker", "applies to workers_per_task > 1"),
+    ({"workers_per_task": 2}, "FeatureGBM", "$.a.workers_per_task", "not trained by gradient steps"),
+    ({"workers_per_task": 64}, "CNN_paper", "$.a.workers_per_task", "batch_size 20 is smaller than 64 workers"),
+    ({"workers_per_task": 0}, "CNN_paper", "$.a.workers_per_task", "at least 1"),
+])
+def test_ddp_job_keys_are_checked_at_load(tmp_path, capsys, change, model, path, words):
+    models_dir = tmp_path / "models"
+    models_dir.mkdir()
+    shutil.copy(ROOT / "models" / f"{model}.json", models_dir / "m.json")
+    job_file = write_json(tmp_path / "jobs" / "job.json", {"a": {**JOB, "model": "m", **change}})
+    assert main(["submit", str(job_file), "--log-dir", str(tmp_path / "log"), "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert path in err and words in err and "job.json" in err, err

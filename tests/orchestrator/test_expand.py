@@ -1,5 +1,6 @@
 """expand(): pure, ordered, stable ids; the dry-run table; GPUs per task against the nodes' GPUs."""
 
+import dataclasses
 from pathlib import PurePath
 
 import pytest
@@ -38,7 +39,7 @@ def test_deterministic_and_paths():
 def test_overrides_win():
     jobs, tasks = _plan(Overrides(data="../shared/x", max_epochs=3, cpus_per_task=2))
     assert tasks[0].data_dir == "/shared/x" and tasks[0].max_epochs == 3 and tasks[0].threads == 2
-    assert resources(jobs[0], Overrides(gpus_per_task=0.25), cluster_gpus=1) == {"cpu": 1.0, "gpu": 0.25}
+    assert resources(jobs[0], Overrides(gpus_per_task=0.25), cluster_gpus=1) == {"cpu": 1.0, "gpu": 0.25, "workers": 1}
     assert resources(jobs[0], Overrides(), cluster_gpus=2)["gpu"] == 1.0
     assert resources(jobs[0], Overrides(), cluster_gpus=0)["gpu"] == 0.0
 
@@ -83,3 +84,15 @@ def test_gpu_capacity_is_checked_against_the_largest_node():
         check_gpu_capacity(jobs, Overrides(gpus_per_task=1), [0.0], "this machine")
     with pytest.raises(ProjectError, match="1.5 GPUs per task; above one GPU a task takes whole GPUs"):
         check_gpu_capacity(jobs, Overrides(gpus_per_task=1.5), [4.0], "this machine")
+
+
+def test_ddp_jobs_ask_per_worker_and_are_checked_for_all_their_workers():
+    jobs, _ = _plan()
+    ddp = [dataclasses.replace(j, config=dataclasses.replace(j.config, workers_per_task=4, gpus_per_worker=0.5))
+           for j in jobs]
+    assert resources(ddp[0], Overrides(), cluster_gpus=2) == {"cpu": 1.0, "gpu": 0.5, "workers": 4}
+    assert resources(ddp[0], Overrides(gpus_per_task=0), cluster_gpus=2)["gpu"] == 0  # the command line wins
+    check_gpu_capacity(ddp, Overrides(), [1.0, 1.0], "the Ray cluster")  # 4 x 0.5 on two nodes
+    with pytest.raises(ProjectError, match=r"job CNN_paper: 4 workers x 0.5 GPU\(s\) per fold, but this machine "
+                                           r"has 1 GPU\(s\) in all"):
+        check_gpu_capacity(ddp, Overrides(), [1.0], "this machine")

@@ -54,7 +54,8 @@ def test_precedence_command_line_over_job_over_settings_over_defaults(tmp_path):
     by_name = {j.name: j for j in jobs}
     args = build_parser().parse_args(["submit", str(job_file), "--cpus-per-task", "2"])
     options = _submit_options(args, settings)
-    assert resources(by_name["own"], options.overrides, 0) == {"cpu": 2.0, "gpu": 0.1}  # command line over all
+    # the command line over all
+    assert resources(by_name["own"], options.overrides, 0) == {"cpu": 2.0, "gpu": 0.1, "workers": 1}
     assert resources(by_name["own"], SubmitOptions(job_file="x").overrides, 0)["cpu"] == 0.25
     assert resources(by_name["open"], SubmitOptions(job_file="x").overrides, 0)["cpu"] == 0.5
     _, defaults = plan(SubmitOptions(job_file=str(job_file)), tmp_path)
