@@ -33,7 +33,14 @@ from ecgcore.training.distributed import Replicas
 from ecgcore.training.loop import TrainingObserver
 from ecgcore.training.train import train_task
 from orchestrator.logdir.reader import FoldDir
-from orchestrator.run.trial import fold_device, gpu_placement, node_id, restored_state, train_fold
+from orchestrator.run.trial import (
+    fold_device,
+    gpu_placement,
+    node_id,
+    quiet_ray_loggers,
+    restored_state,
+    train_fold,
+)
 
 COORDINATOR_CPUS = 0.01  # the trial only waits for its workers; they hold the fold's CPUs and GPUs
 
@@ -73,6 +80,7 @@ def run_name(task: Task) -> str:
 
 def _worker(loop_config: dict) -> None:
     """One rank: rebuild the task, restore the last checkpoint if any, train; rank 0 writes the fold."""
+    quiet_ray_loggers()
     config = loop_config["config"]
     task = task_from_dict(config["spec"]["task"])
     replicas = Replicas.from_process_group()

@@ -88,8 +88,7 @@ def run_trial(config: dict, shared: dict | None = None) -> None:
     resumed submit whose experiment state lagged behind) is reported done
     without training again; a fresh submit removes those files first.
     """
-    for name in ("ray.tune", "ray.train"):  # "Checkpoint successfully created" at every validation
-        logging.getLogger(name).setLevel(logging.WARNING)
+    quiet_ray_loggers()
     spec = config["spec"]
     task = task_from_dict(spec["task"])
     if finished(task):
@@ -126,6 +125,13 @@ def train_fold(config: dict, task: Task, records, parts: dict | None, resume: di
     finally:
         log.close()
     return log.finish(result)
+
+
+def quiet_ray_loggers() -> None:
+    """Keep Ray's per-validation INFO lines ("Checkpoint successfully created", a DDP worker's "Reporting
+    training result") out of the submit's terminal; they stay in Ray's session logs' warnings and above."""
+    for name in ("ray.tune", "ray.train"):
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def gpu_placement() -> dict:
