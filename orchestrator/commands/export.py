@@ -23,7 +23,6 @@ import dataclasses
 import datetime
 import os
 import tempfile
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +37,7 @@ from ecgcore.tracks import Records, track_for
 from orchestrator.commands.model_card import model_card
 from orchestrator.commands.predict import ensemble_probabilities, fold_dirs, load_network
 from orchestrator.logdir.reader import MODEL, FoldDir, write_json_atomic
-from orchestrator.plan.provenance import provenance
+from orchestrator.plan.provenance import package_versions, provenance
 
 FORMATS = ("onnx",)
 ONNX_FILE, SIDECAR, CARD = "model.onnx", "model.onnx.json", "MODEL_CARD.md"
@@ -180,7 +179,8 @@ def sidecar(folds, model_cfg, track, graph_and_pipeline: tuple, checked: Records
         "check": {**check_info, "reference": "predict's PyTorch probabilities (orchestrator.commands.predict) on the "
                                              "same records"},
         "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "provenance": {**provenance(), "export_packages": _export_packages()},
+        # installed: require_onnx checked them before anything was exported
+        "provenance": {**provenance(), "export_packages": package_versions(("onnx", "onnxruntime", "onnxscript"))},
     }
 
 
@@ -234,6 +234,3 @@ def in_the_graph(pre, pipeline, n_folds: int) -> list[str]:
                  + (" averaged over the folds" if n_folds > 1 else ""))
     return steps
 
-
-def _export_packages() -> dict[str, str]:
-    return {name: metadata.version(name) for name in ("onnx", "onnxruntime", "onnxscript")}

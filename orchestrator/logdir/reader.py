@@ -118,6 +118,13 @@ class FoldDir:
         year = self.recorded("challenge")
         return LEGACY_CHALLENGE if year is None else int(year)
 
+    def validations(self) -> list[dict]:
+        """Every validation row as written (validations.jsonl, typed values), in order; [] before the first."""
+        path = self.path / VALIDATIONS
+        if not path.exists():
+            return []
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
     def hotlog(self) -> list[dict]:
         """The validation rows as written (strings); [] before the first validation."""
         try:

@@ -45,6 +45,7 @@ from orchestrator.logdir.reader import (
     PREDICTIONS,
     SCORES,
     VALIDATIONS,
+    FoldDir,
     write_json_atomic,
 )
 from orchestrator.logdir.runstate import config_hash
@@ -106,9 +107,7 @@ class FoldLog(TrainingObserver):
                 self._tensorboard(row)
 
     def _rows_until(self, epoch: int) -> list[dict]:
-        path = self.dir / VALIDATIONS
-        rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
-        return [row for row in rows if row["epoch"] <= epoch]
+        return [row for row in FoldDir(self.dir).validations() if row["epoch"] <= epoch]
 
     def on_validation(self, row: dict) -> None:
         with open(self.dir / HOTLOG, "a", newline="") as fh:

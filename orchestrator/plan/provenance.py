@@ -25,9 +25,10 @@ def git_commit(where: Path | None = None) -> str | None:
     return head + ("+dirty" if dirty else "")
 
 
-def package_versions() -> dict[str, str]:
-    versions = {"python": platform.python_version()}
-    for name in PACKAGES:
+def package_versions(names: tuple[str, ...] = PACKAGES) -> dict[str, str]:
+    """The installed version of each package ("not installed" for one that is not)."""
+    versions = {}
+    for name in names:
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
@@ -38,7 +39,7 @@ def package_versions() -> dict[str, str]:
 def provenance() -> dict:
     return {
         "git_commit": git_commit(),
-        "packages": package_versions(),
+        "packages": {"python": platform.python_version(), **package_versions()},
         "host": socket.gethostname(),
         "submitted_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     }

@@ -59,17 +59,17 @@ class Progress(tune.Callback):
         res = trial.config["spec"]["resources"]
         asked = trial.placement_group_factory.required_resources if res.get("workers", 1) == 1 else \
             f"{res['workers']} DDP workers x {{'CPU': {res['cpu']:g}, 'GPU': {res['gpu']:g}}}"
-        self.view.start(_task_id(trial), asked)
+        self.view.start(trial_task_id(trial), asked)
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         if not result.get("fold_done"):  # the final report: on_trial_complete shows it
-            self.view.result(_task_id(trial), result)
+            self.view.result(trial_task_id(trial), result)
 
     def on_trial_complete(self, iteration, trials, trial, **info):
-        self.view.complete(_task_id(trial), trial.last_result or {})
+        self.view.complete(trial_task_id(trial), trial.last_result or {})
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        self.view.error(_task_id(trial), f"{trial.local_path}/error.txt")
+        self.view.error(trial_task_id(trial), f"{trial.local_path}/error.txt")
 
     def on_experiment_end(self, trials, **info):
         self.view.tick(force=True)
@@ -293,12 +293,13 @@ def _placement(config: dict) -> PlacementGroupFactory:
     return PlacementGroupFactory([bundle])
 
 
-def _task_id(trial) -> str:
+def trial_task_id(trial) -> str:
+    """The task id of a Tune trial (its config's task)."""
     return trial.config["spec"]["task"]["task_id"]
 
 
 def _trial_name(trial) -> str:
-    return _task_id(trial).replace("/", "_")
+    return trial_task_id(trial).replace("/", "_")
 
 
 def _last_line(error: BaseException) -> str:

@@ -16,26 +16,28 @@ from pathlib import Path
 
 from ray import tune
 
+from orchestrator.run.driver import trial_task_id
+
 
 class MlflowCallback(tune.Callback):
     def __init__(self, tracker):
         self.tracker = tracker
 
     def on_trial_start(self, iteration, trials, trial, **info):
-        self.tracker.fold_started(_task_id(trial))
+        self.tracker.fold_started(trial_task_id(trial))
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         if not result.get("fold_done"):  # the final report: on_trial_complete reads the fold folder
-            self.tracker.validation(_task_id(trial), result)
+            self.tracker.validation(trial_task_id(trial), result)
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         if (trial.last_result or {}).get("fold_done"):
-            self.tracker.fold_finished(_task_id(trial))
+            self.tracker.fold_finished(trial_task_id(trial))
         else:  # stopped early by the job's scheduler (ASHA)
-            self.tracker.fold_ended(_task_id(trial), "KILLED")
+            self.tracker.fold_ended(trial_task_id(trial), "KILLED")
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        self.tracker.fold_ended(_task_id(trial), "FAILED")  # out of retries
+        self.tracker.fold_ended(trial_task_id(trial), "FAILED")  # out of retries
 
     def on_experiment_end(self, trials, **info):
         self.tracker.close()
@@ -59,7 +61,3 @@ def tracking_callbacks(tasks, jobs, overrides, provenance: dict, resume: bool,
         names = [job.name for job in tracked if job.uri == uri and job.on]
         say(f"MLflow: {len(names)} job(s) tracked in experiment {experiment!r} at {uri}")
     return [MlflowCallback(tracker)]
-
-
-def _task_id(trial) -> str:
-    return trial.config["spec"]["task"]["task_id"]

@@ -46,7 +46,6 @@ from orchestrator.logdir.reader import (
     MLFLOW_RUNS,
     PREDICTIONS,
     SCORES,
-    VALIDATIONS,
     FoldDir,
     read_json_or_none,
     write_json_atomic,
@@ -294,7 +293,7 @@ class MlflowTracker:
         scores = folder.scores()
         if scores is None:  # reported done, yet no result on disk: nothing to log
             return
-        self._log_rows(job, fold, _validations(folder.path))
+        self._log_rows(job, fold, folder.validations())
         store, run_id = self._store(job.uri), job.runs[fold]
         store.log_metrics(run_id, {**final_metrics(scores), **threshold_metrics(scores)})
         store.log_files(run_id, [p for p in (folder.file(HOTLOG), folder.file(SCORES), folder.file(PREDICTIONS))
@@ -341,10 +340,3 @@ class MlflowTracker:
             "tracking_uri": job.uri, "experiment_id": self._store(job.uri).experiment_id,
             "parent_run_id": job.parent, "fold_run_ids": {str(fold): run for fold, run in sorted(job.runs.items())}})
 
-
-def _validations(fold_dir: Path) -> list[dict]:
-    """Every validation row the fold wrote (validations.jsonl), in order."""
-    path = fold_dir / VALIDATIONS
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

@@ -18,6 +18,7 @@ from ecgcore.training.train import train_task
 from orchestrator.commands.status import status
 from orchestrator.commands.submit import SubmitOptions, plan
 from orchestrator.commands.summarize import summarize
+from orchestrator.logdir.reader import FoldDir
 from orchestrator.plan.expand import Overrides
 from tests.conftest import tiny_model, write_json
 from tests.e2e.test_fault_tolerance import assert_clean
@@ -66,7 +67,7 @@ def test_both_ranks_end_with_identical_weights_and_are_recorded(ddp_run):
 
 def test_two_workers_train_like_one_process(ddp_run):
     fold = ddp_run[0] / "log" / "CNN" / "job" / "fold1"
-    ddp_losses = [json.loads(line)["train_loss"] for line in (fold / "validations.jsonl").read_text().splitlines()]
+    ddp_losses = [row["train_loss"] for row in FoldDir(fold).validations()]
     task = ddp_run[1]
     reseeded = to_plain(task)
     reseeded["model"]["training_parameters"]["seed"] = 1
