@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 from ecgcore.data.pipeline import pipeline_for  # noqa: E402
 from ecgcore.io.cache import dataset_signature, prepared_records, preprocessing_key  # noqa: E402
 from ecgcore.metrics.cinc2017 import score_report  # noqa: E402
-from ecgcore.tracks import track_for  # noqa: E402
+from ecgcore.tracks import open_track  # noqa: E402
 from orchestrator.config.jobs import load_model  # noqa: E402
 
 ROUNDS, RATE, LEAVES = 500, 0.05, 31
@@ -36,7 +36,7 @@ ROUNDS, RATE, LEAVES = 500, 0.05, 31
 
 def feature_matrix(data: str, cache_dir: Path) -> tuple[np.ndarray, np.ndarray]:
     model = load_model(ROOT / "models", "FeatureGBM", "benchmark", "$")
-    records = track_for(2017).read(data)
+    records = open_track("cinc2017").read(data)
     key = preprocessing_key(2017, data, model, dataset_signature(data))
     prepared = prepared_records(records, pipeline_for(model, records), cache_dir / f"{key}.npz")
     return np.stack([s[:, 0] for s in prepared.signals]).astype(np.float64), np.asarray(prepared.targets)

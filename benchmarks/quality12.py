@@ -25,14 +25,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.quality import fold_facts, run_submit, write_result  # noqa: E402
-from ecgcore.tracks import track_for  # noqa: E402
+from ecgcore.tracks import open_track  # noqa: E402
 from orchestrator.commands.summarize import collect  # noqa: E402
 
 PROTOCOLS = {"cv5": "split_5_6_14", "sources": "sources_6_14"}
 
 
 def write_jobs(models: list[str], data: Path, out: Path) -> Path:
-    n_sources = len(track_for(2021).split_from_labels(data, PROTOCOLS["sources"]).folds)
+    n_sources = len(open_track("cinc2021").split_from_labels(data, PROTOCOLS["sources"]).folds)
     jobs = {}
     for m in models:
         for protocol, split in PROTOCOLS.items():

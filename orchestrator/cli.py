@@ -10,8 +10,8 @@ import argparse
 import sys
 import warnings
 
-from ecgcore.challenges import CHALLENGES, MULTILABEL_YEARS
 from ecgcore.errors import ProjectError
+from ecgcore.tracks import CHALLENGE_TRACKS, DEFAULT_TRACK, TRACKS
 from orchestrator.commands.summary_formats import FORMATS
 
 
@@ -24,6 +24,35 @@ def _at_least(minimum: float, kind: type = float, unit: str = ""):
         return value
     parse.__name__ = kind.__name__  # argparse names it in "invalid int value: 'x'"
     return parse
+
+
+def _track_arguments(p, what: str, default: str | None = DEFAULT_TRACK) -> None:
+    """--track (with --challenge, its older spelling by year) and --option KEY=VALUE for the track's options."""
+    p.add_argument("--track", choices=tuple(TRACKS), help=f"the dataset's track{what} (default: {default})")
+    p.add_argument("--challenge", type=int, choices=tuple(CHALLENGE_TRACKS),
+                   help="the older name of --track: 2017, 2020 or 2021")
+    p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                   help="a track option, as a job's track_options (PTB-XL: task=superdiagnostic; wfdb: "
+                        "labels=labels.csv); a list value is comma-separated")
+
+
+def _track_of(args, default: str | None = DEFAULT_TRACK) -> str | None:
+    if args.track and args.challenge is not None and CHALLENGE_TRACKS[args.challenge] != args.track:
+        raise ProjectError(f"--challenge {args.challenge} is track {CHALLENGE_TRACKS[args.challenge]}, but --track "
+                           f"is {args.track}")
+    return args.track or CHALLENGE_TRACKS.get(args.challenge, default)
+
+
+def _options_of(args) -> dict:
+    """--option KEY=VALUE pairs as track options: numbers as numbers, a comma-separated value as a list."""
+    options = {}
+    for item in args.option:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ProjectError(f"--option {item!r}: expected KEY=VALUE")
+        options[key] = [v.strip() for v in value.split(",")] if "," in value else \
+            int(value) if value.isdigit() else value
+    return options
 
 
 _positive_int = _at_least(1, int)
@@ -52,18 +81,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("predict", help="classify records with a fold's or a job's models")
     p.add_argument("--run", required=True, help="a fold folder or a job folder under log/")
-    p.add_argument("--input", required=True, help="folder of records (.hea + .mat)")
-    p.add_argument("--output", required=True, help="answers file (record,label lines)")
+    p.add_argument("--input", required=True, help="folder of records (.hea with .mat or .dat, as the track reads)")
+    p.add_argument("--output", required=True, help="the answers in the job's track's format (single label: "
+                                                    "record,label lines; 12-lead: a folder of <record>.csv; "
+                                                    "PTB-XL, multi-label files: one CSV)")
     p.set_defaults(handler=_predict)
 
     p = sub.add_parser("ensemble", help="score a job's fold models together on its split's hold-out part")
     p.add_argument("job_dir", help="a job folder, log/<arch>/<job>")
     p.set_defaults(handler=_ensemble)
 
-    p = sub.add_parser("score", help="CinC 2020/2021 metrics of challenge output files against header labels")
-    p.add_argument("--labels", required=True, help="folder of .hea files (their #Dx codes are the labels)")
-    p.add_argument("--outputs", required=True, help="folder of <record>.csv challenge output files")
-    p.add_argument("--year", type=int, choices=MULTILABEL_YEARS, default=2021, help="which challenge's metric")
+    p = sub.add_parser("score", help="a track's metrics of predict's answers against the dataset's labels")
+    p.add_argument("--labels", required=True, help="the labelled dataset folder (12-lead: .hea files, their #Dx "
+                                                   "codes are the labels)")
+    p.add_argument("--outputs", required=True, help="predict's answers (12-lead: the folder of <record>.csv "
+                                                    "challenge output files)")
+    p.add_argument("--year", type=int, choices=(2020, 2021), help="the older name of --track cinc2020/cinc2021")
+    _track_arguments(p, " whose metric scores", "cinc2021")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
     p.set_defaults(handler=_score)
 
@@ -133,8 +167,8 @@ def _dataset_commands(sub) -> None:
     p.add_argument("--out", help="write here instead of DATASET/splits/<name>/")
     p.add_argument("--holdout", action="store_true",
                    help="set 1/(folds+1) of each class aside for scoring the fold ensemble (name ends _holdout)")
-    p.add_argument("--challenge", type=int, choices=CHALLENGES, default=2017,
-                   help="2017: REFERENCE.csv labels; 2020/2021: the scored #Dx codes, iterative stratification")
+    _track_arguments(p, " that reads the labels (cinc2017: REFERENCE.csv; cinc2020/2021: the scored #Dx codes, "
+                        "iterative stratification)")
     p.add_argument("--sources", action="store_true",
                    help="12-lead: leave-source-out, one fold per source database (name sources_<tv>_<seed>)")
     p.add_argument("--repeats", type=_positive_int, default=1,
@@ -143,21 +177,24 @@ def _dataset_commands(sub) -> None:
 
     p = sub.add_parser("data", help="dataset utilities")
     data_sub = p.add_subparsers(dest="data_command", required=True)
-    s = data_sub.add_parser("synth", help="write a synthetic dataset in a challenge's format (demo, tests)")
+    s = data_sub.add_parser("synth", help="write a synthetic dataset in a track's format (demo, tests)")
     s.add_argument("--out", required=True)
     s.add_argument("--records", type=_positive_int, default=300)
     s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--challenge", type=int, choices=CHALLENGES, default=2017,
-                   help="2017: single-lead N/A/O/~; 2020/2021: 12-lead records with #Dx codes")
+    s.add_argument("--track", choices=tuple(TRACKS), help=f"whose format (default: {DEFAULT_TRACK}; cinc2017: single "
+                                                          "lead N/A/O/~; cinc2020/2021: 12-lead with #Dx codes; "
+                                                          "ptbxl: PTB-XL's layout)")
+    s.add_argument("--challenge", type=int, choices=tuple(CHALLENGE_TRACKS), help="the older name of --track")
     s.set_defaults(handler=_synth)
     c = data_sub.add_parser("check", help="check a dataset folder: records load, headers agree with the samples, "
                                           "labels match the records, signal quality; exit 1 when anything is wrong")
     c.add_argument("dataset")
-    c.add_argument("--challenge", type=int, choices=CHALLENGES,
-                   help="default: 2017 if the folder has REFERENCE.csv, else 2021 (12-lead headers)")
+    _track_arguments(c, " to check the folder as", "detected: cinc2017 with REFERENCE.csv, ptbxl with "
+                                                     "ptbxl_database.csv, else cinc2021 for .hea files")
+    c.add_argument("--split", help="also settle this split and report a patient in two of a fold's parts")
     c.set_defaults(handler=_check)
-    f = data_sub.add_parser("fetch", help="download a challenge training set, verify its checksums, unpack it")
-    f.add_argument("dataset", choices=("cinc2017", "cinc2020", "cinc2021"))
+    f = data_sub.add_parser("fetch", help="download a training set (CinC 2017/2020/2021, PTB-XL), verify it, unpack it")
+    f.add_argument("dataset", choices=("cinc2017", "cinc2020", "cinc2021", "ptbxl"))
     f.add_argument("--dest", default="data", help="folder the dataset folder goes into (default: data/)")
     f.add_argument("--base-url", help="a mirror holding the same files as the official source")
     f.set_defaults(handler=_fetch)
@@ -184,7 +221,7 @@ def _compare_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("jobs", nargs="+", metavar="JOB", help="job folders, or ARCH/JOB names under the log folder; "
                                                           "Δ = later - earlier")
     p.add_argument("--log-dir")
-    p.add_argument("--per-class", action="store_true", help="12-lead jobs: every class's F1 too")
+    p.add_argument("--per-class", action="store_true", help="multi-label jobs: every class's F1 too")
     p.add_argument("--json", action="store_true", help="print the comparison as JSON")
     _bootstrap_args(p, "paired Δ intervals", _positive_int)
     _settings_arg(p)
@@ -287,7 +324,8 @@ def _ensemble(args, resolved) -> int:
 def _score(args, resolved) -> int:
     from orchestrator.commands.score import score
 
-    return score(args.labels, args.outputs, args.year, args.json)
+    track = _track_of(args, "cinc2021") if args.year is None else CHALLENGE_TRACKS[args.year]
+    return score(args.labels, args.outputs, track, _options_of(args), args.json)
 
 
 def _export(args, resolved) -> int:
@@ -300,19 +338,20 @@ def _split(args, resolved) -> int:
     from orchestrator.datatools.generate import write_split_command
 
     return write_split_command(args.dataset, args.folds, args.tv, args.seed, args.out, args.holdout,
-                               args.challenge, args.sources, args.repeats)
+                               _track_of(args), args.sources, args.repeats, _options_of(args))
 
 
 def _synth(args, resolved) -> int:
     from orchestrator.datatools.generate import synth_command
 
-    return synth_command(args.out, args.records, args.seed, args.challenge)
+    return synth_command(args.out, args.records, args.seed, args.track or CHALLENGE_TRACKS.get(args.challenge,
+                                                                                              DEFAULT_TRACK))
 
 
 def _check(args, resolved) -> int:
     from orchestrator.datatools.check import check_command
 
-    return check_command(args.dataset, args.challenge)
+    return check_command(args.dataset, _track_of(args, None), _options_of(args), args.split)
 
 
 def _fetch(args, resolved) -> int:

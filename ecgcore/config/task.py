@@ -10,9 +10,10 @@ to Ray trials as plain dicts; ecgcore never sees a job file.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from ecgcore.challenges import CHALLENGES
 from ecgcore.config.model import ModelConfig, spec
+from ecgcore.tracks import TRACKS, open_track
 
 
 @dataclass(frozen=True)
@@ -30,11 +31,17 @@ class Task:
     log_en: bool = spec(None, "write TensorBoard events", required=True)
     log_test_score: bool = spec(None, "score the test fold at every validation", required=True)
     threads: int = spec(None, "torch intra-op threads", required=True, min=1)
-    challenge: int = spec(None, "2017 (single-label N/A/O/~) or 2020/2021 (multi-label scored SNOMED classes)",
-                          required=True, choices=CHALLENGES)
+    track: str = spec(None, "the dataset's track (ecgcore.tracks): reader, labels, metric, splits", required=True,
+                      choices=tuple(TRACKS))
+    track_options: Any = spec(None, "the track's options, resolved (an object; {} for a track without options)",
+                              required=True)
     kind: str = spec(None, "classify, or pretrain (self-supervised, labels unused)", required=True,
                      choices=("classify", "pretrain"))
     init_checkpoint: str | None = spec(None, "absolute best_model.pt to start from (fine-tuning)",
                                        required=True)
     time_limit_s: float | None = spec(None, "stop training after this many seconds (then score)",
                                       required=True, min=1.0)
+
+    def open_track(self):
+        """The task's track, its label space read from the task's dataset where the track needs it."""
+        return open_track(self.track, self.track_options, root=self.data_dir)

@@ -1,13 +1,12 @@
 """From a Task to model inputs: dataset, fold subsets, the input pipeline, batches.
 
-The task's challenge picks the track (ecgcore.tracks) that reads the dataset
-and splits it. The dataset is read once per process and kept (trial actors are reused, so a
-second fold on the same worker does not re-read it). `Pipeline` turns a
-record into what the architecture takes (see ecgcore.models): it resamples
-and standardises once per record, augments and draws random windows for
-training, and cuts evaluation windows whose probabilities are averaged per
-record. Inputs are computed batch by batch (ecgcore.data.inputs), not held for a
-whole fold.
+The task's track (ecgcore.tracks) reads the dataset and splits it. The dataset
+is read once per process and kept (trial actors are reused, so a second fold
+on the same worker does not re-read it). `Pipeline` turns a record into what
+the architecture takes (see ecgcore.models): it resamples and standardises
+once per record, augments and draws random windows for training, and cuts
+evaluation windows whose probabilities are averaged per record. Inputs are
+computed batch by batch (ecgcore.data.inputs), not held for a whole fold.
 """
 
 from __future__ import annotations
@@ -26,7 +25,7 @@ from ecgcore.data.inputs import EvalInputs, TrainInputs
 from ecgcore.data.splits import Split
 from ecgcore.errors import DataError
 from ecgcore.models import InputSpec, get_architecture
-from ecgcore.tracks import Records, track_for
+from ecgcore.records import Records
 
 
 class Pipeline:
@@ -143,19 +142,20 @@ class FoldData:
 
 
 @functools.lru_cache(maxsize=2)
-def _cached_records(challenge: int, root: str, stamp: float, warn: bool) -> Records:
-    return track_for(challenge).read(root, warn=warn)
+def _cached_records(track, root: str, stamp: float, warn: bool) -> Records:
+    return track.read(root, warn=warn)
 
 
-def dataset_for(challenge: int, root: str, warn: bool = False) -> Records:
-    """The dataset at root, cached per process while its label file (or, for 12-lead data, the folder) is
-    unchanged. Reader warnings are off by default: `submit` reports them once before the trials start."""
-    marker = track_for(challenge).labels_marker(root)
+def dataset_for(track, root: str, warn: bool = False) -> Records:
+    """The dataset at root as the track reads it, cached per process while its label file (or, where the labels
+    are in the headers, the folder) is unchanged. Reader warnings are off by default: `submit` reports them once
+    before the trials start."""
+    marker = track.labels_marker(root)
     try:
         stamp = os.stat(marker).st_mtime
     except OSError:
         stamp = 0.0
-    return _cached_records(challenge, os.path.abspath(root), stamp, warn)
+    return _cached_records(track, os.path.abspath(root), stamp, warn)
 
 
 def pipeline_for(model: ModelConfig, records: Records, source_fs: float | None = None) -> Pipeline:
@@ -163,9 +163,9 @@ def pipeline_for(model: ModelConfig, records: Records, source_fs: float | None =
     return Pipeline(model, source_fs or records.fs[0], np.atleast_2d(records.signals[0]).shape[0])
 
 
-def split_of(records: Records, challenge: int, split_name: str, persist: bool = False) -> tuple[list, Split]:
+def split_of(records: Records, track, split_name: str, persist: bool = False) -> tuple[list, Split]:
     """The dataset's record ids and its split (stored, or generated and, with persist, written)."""
-    return track_for(challenge).split(records, split_name, persist=persist)
+    return track.split(records, split_name, persist=persist)
 
 
 def prepare_records(pipeline: Pipeline, records: Records) -> list[np.ndarray]:
@@ -188,8 +188,9 @@ def make_subset(pipeline: Pipeline, records: Records, prepared: bool = False) ->
 
 def load_fold(task: Task, prepared: Records | None = None) -> FoldData:
     """The fold's three parts; prepared: the task's dataset already preprocessed (shared by the driver)."""
-    records = prepared if prepared is not None else dataset_for(task.challenge, task.data_dir)
-    ids, split = split_of(records, task.challenge, task.split)
+    track = task.open_track()
+    records = prepared if prepared is not None else dataset_for(track, task.data_dir)
+    ids, split = split_of(records, track, task.split)
     if task.fold >= len(split.folds):
         raise DataError(f"split {task.split} has {len(split.folds)} folds, no fold {task.fold}")
     index_of = {n: i for i, n in enumerate(ids)}

@@ -47,6 +47,13 @@ from ecgcore.errors import DataError
 SPLIT_NAME = re.compile(r"^split_(?P<folds>\d+)_(?P<tv>\d+)_(?P<seed>\d+)"
                         r"(?:(?P<holdout>_holdout)|_r(?P<repeats>\d+)|(?P<both>_holdout_r\d+|_r\d+_holdout))?$")
 SOURCES_NAME = re.compile(r"^sources_(?P<tv>\d+)_(?P<seed>\d+)(?P<repeats>_r\d+)?$")
+# The dataset's own folds (PTB-XL's strat_fold, a labels file's fold column): cross-validation over all of
+# them, or the recommended single split (the last fold tests, the one before validates: PTB-XL's 1-8/9/10).
+OWN_FOLDS, OWN_RECOMMENDED = "dataset_folds", "dataset_recommended"
+# What a track may declare it supports, by the kind of split name (split_policy).
+SPLIT_POLICIES = {"generated": "generated stratified k-fold (split_<folds>_<tv>_<seed>...)",
+                  "sources": "leave-source-out (sources_<tv>_<seed>)",
+                  "dataset": f"the dataset's own folds ({OWN_FOLDS}, {OWN_RECOMMENDED})"}
 RecordId = int | str  # a record number (CinC 2017, the reference layout) or a record name (12-lead)
 
 
@@ -124,9 +131,20 @@ def is_sources_split(name: str) -> bool:
     return name.startswith("sources_")
 
 
+def is_own_split(name: str) -> bool:
+    return name in (OWN_FOLDS, OWN_RECOMMENDED)
+
+
+def split_policy(name: str) -> str:
+    """"generated", "sources" or "dataset": the kind of split a name asks for (a key of SPLIT_POLICIES)."""
+    return "dataset" if is_own_split(name) else "sources" if is_sources_split(name) else "generated"
+
+
 def split_folds(name: str) -> int | None:
     """The number of folds a split name promises (repeats x folds per repeat); None for leave-source-out
-    (one per source in the data)."""
+    (one per source in the data) and for cross-validation over the dataset's own folds."""
+    if is_own_split(name):
+        return 1 if name == OWN_RECOMMENDED else None
     if is_sources_split(name):
         parse_sources_name(name)
         return None
@@ -136,6 +154,8 @@ def split_folds(name: str) -> int | None:
 
 def folds_per_repeat(name: str) -> int | None:
     """The folds of one repeat (split_folds for an unrepeated name); None for leave-source-out."""
+    if is_own_split(name):
+        return split_folds(name)
     if is_sources_split(name):
         parse_sources_name(name)
         return None
@@ -143,7 +163,9 @@ def folds_per_repeat(name: str) -> int | None:
 
 
 def split_repeats(name: str) -> int:
-    """R for split_..._r<R>; 1 for an unrepeated or a leave-source-out split."""
+    """R for split_..._r<R>; 1 for an unrepeated, a leave-source-out or a dataset's own split."""
+    if is_own_split(name):
+        return 1
     if is_sources_split(name):
         parse_sources_name(name)
         return 1
@@ -153,7 +175,7 @@ def split_repeats(name: str) -> int:
 def repeat_layout(name: str | None) -> tuple[int, int]:
     """(repeats, folds per repeat) of a split name read back from a log: (1, 0) for anything but a repeated
     split_..._r<R> (an unrepeated or leave-source-out split, or none: hand-made and older logs may lack it)."""
-    if not name or is_sources_split(name):
+    if not name or is_sources_split(name) or is_own_split(name):
         return 1, 0
     try:
         spec = split_spec(name)
@@ -169,6 +191,26 @@ def repeat_of(name: str, fold: int) -> tuple[int, int]:
     if fold < 0 or (total is not None and fold >= total):
         raise DataError(f"fold {fold} is outside {name}" + (f" (folds 0..{total - 1})" if total is not None else ""))
     return (0, fold) if per_repeat is None else divmod(fold, per_repeat)
+
+
+def own_folds_split(name: str, ids: list, folds) -> Split:
+    """A split over the dataset's own fold of each record (ids[i] in fold folds[i]): OWN_FOLDS gives one CV fold
+    per fold value (it tests on that fold, validates on the next one, cyclically, trains on the rest),
+    OWN_RECOMMENDED the single split that tests on the last fold and validates on the one before."""
+    values = sorted(set(folds))
+    if len(values) < 3:
+        raise DataError(f"split {name}: the dataset has {len(values)} fold(s) of its own; train, validation "
+                        "and test need at least 3")
+    members = {v: tuple(i for i, f in zip(ids, folds, strict=True) if f == v) for v in values}
+    order = range(len(values)) if name == OWN_FOLDS else [len(values) - 1]
+    out = []
+    for t in order:
+        valid = (t - 1) % len(values) if name == OWN_RECOMMENDED else (t + 1) % len(values)
+        train = tuple(i for k, v in enumerate(values) if k not in (t, valid) for i in members[v])
+        out.append(Fold(train, members[values[valid]], members[values[t]]))
+    properties = {"name": name, "kind": "dataset folds", "dataset folds": values,
+                  "test folds": [values[t] for t in order]}
+    return Split(name, tuple(out), properties)
 
 
 def has_holdout(name: str) -> bool:

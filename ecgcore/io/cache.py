@@ -7,7 +7,7 @@ those options, not on the fold: `prepared_records` builds them once and
 keeps them in `<cache_dir>/<key>.npz` (plain arrays and JSON, loaded with
 allow_pickle=False: a cache file is data, never code). The key hashes the dataset's
 signature (every record and label file's name, size and modification time,
-and the labels file's content), the challenge and the preprocessing
+and the labels file's content), the track with its options and the preprocessing
 options (and, for a features model, the version of the feature set), so
 a changed record, label or option gives a new entry and a stale one is
 never read. Files are written under a temporary name and renamed,
@@ -27,9 +27,9 @@ import numpy as np
 
 from ecgcore.config.model import ModelConfig
 from ecgcore.models import get_architecture
-from ecgcore.tracks import Records
+from ecgcore.records import Records
 
-CACHE_VERSION = 1  # bump when the preprocessing code changes what it produces
+CACHE_VERSION = 2  # bump when the preprocessing code changes what it produces
 
 
 def dataset_signature(root: str) -> str:
@@ -46,7 +46,7 @@ def dataset_signature(root: str) -> str:
                 if entry.is_dir(follow_symlinks=True):
                     if entry.name != ".cache" and entry.name != "splits":
                         stack.append(entry.path)
-                elif entry.name.endswith((".hea", ".mat", ".csv")):
+                elif entry.name.endswith((".hea", ".mat", ".dat", ".csv")):
                     stat = entry.stat()
                     entries.append(f"{os.path.relpath(entry.path, root)}|{stat.st_size}|{stat.st_mtime_ns}")
     digest = hashlib.sha256("\n".join(sorted(entries)).encode())
@@ -56,8 +56,9 @@ def dataset_signature(root: str) -> str:
     return digest.hexdigest()
 
 
-def preprocessing_key(challenge: int, root: str, model: ModelConfig, signature: str) -> str:
-    options = {"version": CACHE_VERSION, "challenge": challenge, "root": os.path.abspath(root),
+def preprocessing_key(track: dict, root: str, model: ModelConfig, signature: str) -> str:
+    """track: the task's track and its options ({"track": ..., "options": ...}): they choose labels and records."""
+    options = {"version": CACHE_VERSION, "track": track, "root": os.path.abspath(root),
                "signature": signature, "preprocessing": asdict(model.preprocessing)}
     if get_architecture(model.model_name).input == "features":
         from ecgcore.features.extract import FEATURES_VERSION  # a feature model's prepared records are its features
@@ -85,7 +86,8 @@ def write_records(records: Records, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     flat = [np.atleast_2d(s).astype(np.float32) for s in records.signals]
     meta = {"root": records.root, "names": list(records.names), "fs": list(records.fs),
-            "leads": [list(x) for x in records.leads], "sources": list(records.sources)}
+            "leads": [list(x) for x in records.leads], "sources": list(records.sources),
+            "patients": list(records.patients), "folds": list(records.folds)}
     tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npz")
     np.savez(tmp, data=np.concatenate([s.ravel() for s in flat]) if flat else np.zeros(0, np.float32),
              shapes=np.array([s.shape for s in flat], dtype=np.int64).reshape(-1, 2),
@@ -101,4 +103,5 @@ def read_records(path: Path) -> Records:
     starts = ends - shapes[:, 0] * shapes[:, 1]
     signals = tuple(data[a:b].reshape(shape) for a, b, shape in zip(starts, ends, shapes, strict=True))
     return Records(meta["root"], tuple(meta["names"]), targets, signals, tuple(meta["fs"]),
-                   tuple(tuple(x) for x in meta["leads"]), tuple(meta["sources"]))
+                   tuple(tuple(x) for x in meta["leads"]), tuple(meta["sources"]), tuple(meta["patients"]),
+                   tuple(meta["folds"]))

@@ -2,8 +2,9 @@
 
 The scores of one cross-validation run are point estimates on a finite set of
 records; this module says how far they could move with another draw of
-records, for both tracks (CinC 2017 single label, CinC 2020/2021 12-lead
-multi-label), and whether one model beats another on the same records.
+records, for every track (single label: the mean F1 of the scored classes;
+multi-label: the track's primary metric beside AUROC, AUPRC, F-measure and
+accuracy), and whether one model beats another on the same records.
 
 Design:
 - The unit of resampling is the record: the rows of one record (its test
@@ -14,11 +15,13 @@ Design:
   resamples are evaluated at once with numpy matrix products (the weighted
   metric with integer weights equals the unweighted one on duplicated rows).
 - Resampling is stratified: within each stratum of n records, n are drawn
-  with replacement, so stratum sizes are kept. 2017: the record's class.
-  12-lead: the record's rarest positive class (records with no scored label
-  form their own stratum); a resample in which a class with positives in the
-  pool has no positive weight is redrawn, at most MAX_REDRAWS rounds, as in
-  ecg_ptbxl_benchmarking (which redraws until every class is present).
+  with replacement, so stratum sizes are kept. The pool's track says what a
+  stratum is (single label: the record's class; multi-label: the record's
+  rarest positive class, records with no label forming their own stratum) and
+  which metrics it reports; a multi-label resample in which a class with
+  positives in the pool has no positive weight is redrawn, at most
+  MAX_REDRAWS rounds, as in ecg_ptbxl_benchmarking (which redraws until every
+  class is present).
 - Intervals are percentile intervals (Efron & Tibshirani, An Introduction to
   the Bootstrap, 1993, ch. 13). paired_bootstrap applies the same counts to
   two models tested on the same records and gives the interval of the
@@ -33,12 +36,11 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from ecgcore.metrics.challenge import SINUS_RHYTHM, scored_classes
+from ecgcore.metrics.challenge import SINUS_RHYTHM
 
 DEFAULT_RESAMPLES = 1000
 DEFAULT_LEVEL = 0.95
 MAX_REDRAWS = 100
-SCORED_2017 = ("N", "A", "O")
 _CHUNK_CELLS = 1 << 24  # resamples x rows evaluated at once: bounds memory to ~130 MB of float64 weights
 
 
@@ -46,12 +48,12 @@ _CHUNK_CELLS = 1 << 24  # resamples x rows evaluated at once: bounds memory to ~
 class Pooled:
     """A job's pooled test-fold predictions: one row per (record, repeat) test prediction."""
 
-    challenge: int  # 2017 (single label) or 2020/2021 (multi-label)
+    track: object  # the ecgcore.tracks track the job ran on: its metrics and strata
     classes: tuple[str, ...]  # class names in column order
     records: tuple[str, ...]  # per row, the record name (a record appears once per CV repeat)
-    labels: np.ndarray  # 2017: (rows,) int class index; 12-lead: (rows, C) bool
-    outputs: np.ndarray  # 2017: (rows,) int predicted index; 12-lead: (rows, C) bool (thresholded)
-    probs: np.ndarray | None = None  # 12-lead: (rows, C) float probabilities (AUROC/AUPRC); 2017: may be None
+    labels: np.ndarray  # single label: (rows,) int class index; multi-label: (rows, C) bool
+    outputs: np.ndarray  # single label: (rows,) int predicted index; multi-label: (rows, C) bool (thresholded)
+    probs: np.ndarray | None = None  # multi-label: (rows, C) float probabilities (AUROC/AUPRC); else may be None
 
 
 @dataclass(frozen=True)
@@ -66,9 +68,7 @@ def metric_values(pooled: Pooled, row_weights: np.ndarray) -> dict[str, np.ndarr
     weights = np.atleast_2d(np.asarray(row_weights, dtype=np.float64))
     if weights.shape[1] != len(pooled.records):
         raise ValueError(f"{weights.shape[1]} row weights for {len(pooled.records)} rows")
-    if pooled.challenge == 2017:
-        return _metrics_2017(pooled, weights)
-    return _metrics_12lead(pooled, weights)
+    return pooled.track.pooled_metrics(pooled, weights)
 
 
 def point_metrics(pooled: Pooled) -> dict[str, float]:
@@ -80,11 +80,12 @@ def _ratio(num: np.ndarray, den: np.ndarray, empty: float) -> np.ndarray:
     return np.divide(num, den, out=np.full(np.broadcast(num, den).shape, empty), where=den != 0)
 
 
-def _metrics_2017(pooled: Pooled, w: np.ndarray) -> dict[str, np.ndarray]:
+def single_label_metrics(pooled: Pooled, w: np.ndarray, scored: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """score (the mean F1 of the scored classes), F1 per class and accuracy of a single-label pool."""
     c = len(pooled.classes)
-    missing = [name for name in SCORED_2017 if name not in pooled.classes]
+    missing = [name for name in scored if name not in pooled.classes]
     if missing:
-        raise ValueError(f"CinC 2017 pool without the scored classes {missing}: classes are {pooled.classes}")
+        raise ValueError(f"pool without the scored classes {missing}: classes are {pooled.classes}")
     cells = np.asarray(pooled.labels, dtype=np.int64) * c + np.asarray(pooled.outputs, dtype=np.int64)
     onehot = np.zeros((len(cells), c * c))
     onehot[np.arange(len(cells)), cells] = 1.0
@@ -92,29 +93,20 @@ def _metrics_2017(pooled: Pooled, w: np.ndarray) -> dict[str, np.ndarray]:
     tp = np.diagonal(matrix, axis1=1, axis2=2)
     fp, fn = matrix.sum(axis=1) - tp, matrix.sum(axis=2) - tp
     f1 = _ratio(2 * tp, 2 * tp + fp + fn, 0.0)  # 0 where undefined, as cinc2017.f1_per_class
-    out = {"score": np.mean([f1[:, pooled.classes.index(name)] for name in SCORED_2017], axis=0)}
+    out = {"score": np.mean([f1[:, pooled.classes.index(name)] for name in scored], axis=0)}
     out.update({f"F1_{name}": f1[:, k] for k, name in enumerate(pooled.classes)})
     out["accuracy"] = _ratio(tp.sum(axis=1), matrix.sum(axis=(1, 2)), 0.0)
     return out
 
 
-def _scored(pooled: Pooled):
-    if pooled.challenge not in (2020, 2021):
-        raise ValueError(f"challenge {pooled.challenge}: expected 2017, 2020 or 2021")
-    classes = scored_classes(pooled.challenge)
-    # A fold log names the classes by their abbreviations (AF, ...); either naming, in the scored order.
-    if tuple(pooled.classes) not in (classes.names, classes.abbreviations):
-        raise ValueError(f"the pool's classes are not the {pooled.challenge} scored classes in order: "
-                         f"got {', '.join(pooled.classes)}, expected {', '.join(classes.abbreviations)}")
-    return classes
-
-
-def _metrics_12lead(pooled: Pooled, w: np.ndarray) -> dict[str, np.ndarray]:
-    classes = _scored(pooled)
+def multilabel_metrics(pooled: Pooled, w: np.ndarray, score) -> dict[str, np.ndarray]:
+    """score(labels, outputs, probs, w) (the track's primary metric), AUROC, AUPRC, F-measure, accuracy and F1
+    per class of a multi-label pool."""
     labels, outputs = np.asarray(pooled.labels, dtype=bool), np.asarray(pooled.outputs, dtype=bool)
-    out = {"score": _challenge_score(labels, outputs, classes, w)}
-    if pooled.probs is not None:
-        out["auroc"], out["auprc"] = _auroc_auprc(labels, np.asarray(pooled.probs, dtype=np.float64), w)
+    probs = None if pooled.probs is None else np.asarray(pooled.probs, dtype=np.float64)
+    out = {"score": score(labels, outputs, probs, w)}
+    if probs is not None:
+        out["auroc"], out["auprc"] = _auroc_auprc(labels, probs, w)
     tp, fp, fn = (w @ (a & b).astype(np.float64) for a, b in ((labels, outputs), (~labels, outputs),
                                                               (labels, ~outputs)))
     f1 = _ratio(2 * tp, 2 * tp + fp + fn, np.nan)
@@ -130,7 +122,8 @@ def _per_record_reward(labels: np.ndarray, outputs: np.ndarray, weights: np.ndar
     return np.sum((labels @ weights) * outputs, axis=1) / norm
 
 
-def _challenge_score(labels, outputs, classes, w: np.ndarray) -> np.ndarray:
+def challenge_score(labels, outputs, classes, w: np.ndarray) -> np.ndarray:
+    """The CinC 2020/2021 challenge metric under each row-weight vector (classes: its ScoredClasses)."""
     inactive_outputs = np.zeros_like(labels)
     inactive_outputs[:, classes.index_of(SINUS_RHYTHM)] = True
     observed = _per_record_reward(labels, outputs, classes.weights)
@@ -143,6 +136,30 @@ def _challenge_score(labels, outputs, classes, w: np.ndarray) -> np.ndarray:
 def _row_nanmean(values: np.ndarray) -> np.ndarray:
     defined = ~np.isnan(values)
     return _ratio(np.where(defined, values, 0.0).sum(axis=1), defined.sum(axis=1).astype(np.float64), np.nan)
+
+
+def fmax(labels: np.ndarray, probs: np.ndarray, w: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    """The sample-centric Fmax of ecgcore.metrics.ptbxl.fmax under each row-weight vector: at each threshold,
+    precision averaged over the rows with a prediction, recall over the rows with a positive."""
+    labelled = labels.any(axis=1)
+    positives = np.maximum(labels.sum(axis=1), 1)
+    best = np.full(w.shape[0], np.nan)
+    for t in thresholds:
+        predicted = probs >= t
+        n_pred = predicted.sum(axis=1)
+        if not n_pred.any():
+            continue
+        tp = (predicted & labels).sum(axis=1)
+        precision = _ratio(w @ np.where(n_pred > 0, tp / np.maximum(n_pred, 1), 0.0), w @ (n_pred > 0), np.nan)
+        recall = _ratio(w @ np.where(labelled, tp / positives, 0.0), w @ labelled, np.nan)
+        f = _ratio(2 * precision * recall, precision + recall, 0.0)
+        best = np.where(np.isnan(best), f, np.fmax(best, f))
+    return best
+
+
+def macro_auroc(labels: np.ndarray, probs: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """The mean AUROC over the classes defined in each resample (a class needs a positive and a negative)."""
+    return _auroc_auprc(labels, probs, w)[0]
 
 
 def _auroc_auprc(labels: np.ndarray, probs: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -218,12 +235,9 @@ def _units(pooled: Pooled) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _record_counts(pooled: Pooled, unit_labels: np.ndarray, n_resamples: int, seed: int) -> np.ndarray:
-    if pooled.challenge == 2017:
-        return resample_counts(unit_labels, n_resamples, seed)
-    positives = np.asarray(unit_labels, dtype=bool)
-    n_pos = positives.sum(axis=0)
-    rarest = np.argmin(np.where(positives, n_pos, np.iinfo(np.int64).max), axis=1)
-    strata = np.where(positives.any(axis=1), rarest, positives.shape[1])  # no scored label: own stratum
+    strata, positives = pooled.track.resample_strata(unit_labels)
+    if positives is None:
+        return resample_counts(strata, n_resamples, seed)
     return stratified_counts(strata, positives, n_resamples, seed, names=tuple(pooled.classes))
 
 
@@ -266,8 +280,8 @@ def _row_keys(records) -> list[tuple[str, int]]:
 
 def _aligned(a: Pooled, b: Pooled) -> Pooled:
     """b with its rows in the order of a's."""
-    if a.challenge != b.challenge or tuple(a.classes) != tuple(b.classes):
-        raise ValueError(f"models scored differently: challenge {a.challenge} vs {b.challenge}, "
+    if a.track.name != b.track.name or tuple(a.classes) != tuple(b.classes):
+        raise ValueError(f"models scored differently: track {a.track.name} vs {b.track.name}, "
                          f"classes {', '.join(a.classes)} vs {', '.join(b.classes)}")
     keys_a, where_b = _row_keys(a.records), {key: i for i, key in enumerate(_row_keys(b.records))}
     only_a = [key for key in keys_a if key not in where_b]

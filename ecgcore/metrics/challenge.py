@@ -28,8 +28,21 @@ import numpy as np
 from ecgcore.errors import DataError
 
 SINUS_RHYTHM = "426783006"
-YEARS = (2020, 2021)
 EQUIVALENT_2020 = (("713427006", "59118001"), ("284470004", "63593006"), ("427172004", "17338001"))
+
+
+@dataclass(frozen=True)
+class Edition:
+    """What differs between the two editions' evaluations, besides their tables."""
+
+    equivalents: tuple[tuple[str, str], ...] = ()  # code pairs the weight table lists apart but scores as one
+    beta_measures: bool = False  # the evaluation also reports F-beta and G-beta (beta 2)
+
+
+# 2020's weights.csv lists every code (equivalents with identical rows) and its evaluation reported
+# F-beta/G-beta; 2021's table writes a merged class as "a|b" and dropped those two measures.
+EDITIONS = {2020: Edition(EQUIVALENT_2020, beta_measures=True), 2021: Edition()}
+YEARS = tuple(EDITIONS)
 
 
 @dataclass(frozen=True)
@@ -82,8 +95,8 @@ def scored_classes(year: int) -> ScoredClasses:
     text = resources.files("ecgcore").joinpath("tables", f"cinc{year}", "weights.csv").read_text()
     header, matrix = read_weights(text, where)
     codes = [tuple(h.split("|")) for h in header]
-    if year == 2020:
-        codes, matrix = _merge_equivalents(codes, matrix, where)
+    if EDITIONS[year].equivalents:
+        codes, matrix = _merge_equivalents(codes, matrix, EDITIONS[year].equivalents, where)
     abbrev = _abbreviations(year)
     names = tuple("|".join(dict.fromkeys(abbrev.get(c, c) for c in group)) for group in codes)
     return ScoredClasses(year, tuple(codes), matrix, names)
@@ -96,10 +109,10 @@ def _abbreviations(year: int) -> dict[str, str]:
     return {row[1].strip(): row[2].strip() for row in rows[1:] if len(row) > 2}
 
 
-def _merge_equivalents(codes, matrix, where):
+def _merge_equivalents(codes, matrix, equivalents, where):
     keep = list(range(len(codes)))
     flat = [c[0] for c in codes]
-    for first, second in EQUIVALENT_2020:
+    for first, second in equivalents:
         i, j = flat.index(first), flat.index(second)
         if not (np.array_equal(matrix[i], matrix[j]) and np.array_equal(matrix[:, i], matrix[:, j])):
             raise DataError(f"{where}: equivalent codes {first} and {second} have different weights")
@@ -213,7 +226,7 @@ def challenge_metrics(labels: np.ndarray, binary: np.ndarray, probs: np.ndarray,
     auroc, auprc = auroc_auprc(labels, probs)
     out = {"challenge_metric": challenge_score(labels, binary, classes), "auroc": auroc, "auprc": auprc,
            "accuracy": accuracy(labels, binary), "f_measure": f_measure(labels, binary)}
-    if classes.year == 2020:
+    if EDITIONS[classes.year].beta_measures:
         out["f_beta"], out["g_beta"] = beta_measures(labels, binary, 2.0)
     return out
 

@@ -1,4 +1,4 @@
-"""CinC 2017 scoring: confusion matrix, per-class F1 and the official score.
+"""Single-label scoring (CinC 2017 and a labels file's classes): confusion matrix, per-class F1 and the official score.
 
 Per-class F1 = 2TP / (2TP + FP + FN) from the 4x4 confusion matrix (rows:
 reference, columns: prediction). The official score is (F1_N + F1_A + F1_O)/3:
@@ -34,10 +34,10 @@ def f1_per_class(matrix: np.ndarray) -> np.ndarray:
     return np.divide(2 * tp, denom, out=np.zeros_like(tp), where=denom > 0)
 
 
-def official_score(matrix: np.ndarray) -> float:
-    """(F1_N + F1_A + F1_O) / 3."""
+def official_score(matrix: np.ndarray, classes: tuple[str, ...] = CLASSES, scored: tuple[str, ...] = SCORED) -> float:
+    """(F1_N + F1_A + F1_O) / 3; with other classes, the mean F1 over the scored ones (a labels file's track)."""
     f1 = f1_per_class(matrix)
-    return float(np.mean([f1[CLASSES.index(c)] for c in SCORED]))
+    return float(np.mean([f1[classes.index(c)] for c in scored]))
 
 
 def accuracy(matrix: np.ndarray) -> float:
@@ -45,14 +45,14 @@ def accuracy(matrix: np.ndarray) -> float:
     return float(np.trace(matrix) / total) if total else 0.0
 
 
-def score_report(labels, predictions) -> dict:
-    """Everything scores.json keeps about one set of predictions."""
-    matrix = confusion_matrix(labels, predictions)
+def score_report(labels, predictions, classes: tuple[str, ...] = CLASSES, scored: tuple[str, ...] = SCORED) -> dict:
+    """Everything scores.json keeps about one set of predictions (single-label: any classes, scored subset)."""
+    matrix = confusion_matrix(labels, predictions, len(classes))
     f1 = f1_per_class(matrix)
     return {
-        "score": official_score(matrix),
+        "score": official_score(matrix, classes, scored),
         "accuracy": accuracy(matrix),
-        "f1": {c: float(v) for c, v in zip(CLASSES, f1, strict=False)},
+        "f1": {c: float(v) for c, v in zip(classes, f1, strict=False)},
         "confusion": matrix.tolist(),
         "n": int(matrix.sum()),
     }

@@ -27,7 +27,6 @@ import time
 import numpy as np
 
 from ecgcore.features.extract import FEATURE_NAMES
-from ecgcore.metrics.cinc2017 import score_report
 from ecgcore.training.loop import FoldRun, oversampling_copies
 
 
@@ -36,6 +35,7 @@ class _Rounds:
 
     def __init__(self, run: FoldRun, matrices):
         self.task, self.fold, self.matrices, self.observer = run.task, run.fold, matrices, run.observer
+        self.track = run.task.open_track()
         self.tp, self.started = run.task.model.training_parameters, run.started
         limit = run.task.time_limit_s
         self.deadline = None if limit is None else time.monotonic() + limit
@@ -61,7 +61,7 @@ class _Rounds:
                "valid_loss": losses["valid"]}
         for part in ("valid", "test") if self.task.log_test_score else ("valid",):
             probs = booster.predict(self.matrices[part], num_iteration=self.epoch)
-            report = score_report(getattr(self.fold, part).labels, probs.argmax(axis=1))
+            report = self.track.report(getattr(self.fold, part).labels, probs)
             row.update({f"{part}_accuracy": report["accuracy"], f"{part}_score": report["score"],
                         f"{part}_f1": report["f1"]})
         return {**row, "learning_rate": self.tp.learning_rate, "elapsed_s": time.monotonic() - self.started}

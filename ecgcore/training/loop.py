@@ -18,7 +18,6 @@ from torch import nn
 
 from ecgcore.data import pipeline as data
 from ecgcore.data.inputs import LazyInputs
-from ecgcore.tracks import track_for
 from ecgcore.training import batches as batching
 from ecgcore.training import optim
 from ecgcore.training.distributed import Replicas
@@ -170,7 +169,7 @@ class EpochLoop:
         self.replicas = run.replicas
         self.train_model = run.replicas.wrap(model, device)
         self.draw_rng = run.replicas.draws(run.rng, [self.tp.seed, task.fold])
-        self.strata = track_for(task.challenge).strata(fold.train.labels)
+        self.strata = task.open_track().strata(fold.train.labels)
         steps = max(1, -(-len(fold.train) // self.tp.batch_size))
         self.stepper = optim.Stepper(model, self.tp, steps, task.max_epochs, device)
         self.eval_batch = batching.eval_batch_size(device, self.tp.batch_size)

@@ -1,11 +1,11 @@
-"""Multi-label training for the CinC 2020/2021 track: sigmoid outputs, challenge-metric validation.
+"""Multi-label training (the 12-lead tracks, PTB-XL, a labels file with several labels): sigmoid outputs.
 
 The loss is the model file's (bce, weighted_bce, confusion_bce, challenge:
 ecgcore.training.losses). Label smoothing pulls the 0/1 targets towards 1/2, and
 mixup mixes the targets with the inputs, which the BCE losses and the
 differentiable challenge metric both take as soft targets. At every
 validation the per-class thresholds are tuned on the validation fold to
-maximise the challenge metric, and the model is kept by that tuned score;
+maximise the track's score, and the model is kept by that tuned score;
 the test fold, when logged, is scored with the validation fold's thresholds,
 never its own, so the test score stays honest.
 """
@@ -35,7 +35,7 @@ def multilabel_info(task, fold) -> dict:
 
 
 class MultiLabelLoop(EpochLoop):
-    """Sigmoid outputs, a multi-label loss, validation by the challenge metric at tuned thresholds."""
+    """Sigmoid outputs, a multi-label loss, validation by the track's score at tuned thresholds."""
 
     def __init__(self, run: FoldRun, model, track, info: dict):
         super().__init__(run, model)
@@ -46,7 +46,9 @@ class MultiLabelLoop(EpochLoop):
         self.loss = loss_name(task)
         weights = info.get("positive_weights")
         self.pos_weight = None if weights is None else torch.tensor(weights, dtype=torch.float32, device=device)
-        self.reward = torch.tensor(track.classes.weights, dtype=torch.float32, device=device)
+        # The reward matrix of the losses that need one (confusion_bce, challenge: the CinC 12-lead tracks only).
+        self.reward = None if track.reward is None else torch.tensor(track.reward, dtype=torch.float32,
+                                                                      device=device)
         self.targets = torch.as_tensor(np.asarray(fold.train.labels, dtype=np.float32))
 
     def batch_loss(self, x, lengths, batch) -> torch.Tensor:
@@ -58,7 +60,7 @@ class MultiLabelLoop(EpochLoop):
             x, lengths, perm, lam = optim.mixup(x, lengths, self.tp.mixup, self.draw_rng)
             y = lam * y + (1 - lam) * y[perm]
         loss = multilabel_loss(self.loss, self.train_model(x, lengths), y, pos_weight=self.pos_weight,
-                               weights=self.reward, sinus_index=self.track.classes.sinus)
+                               weights=self.reward, sinus_index=self.track.sinus)
         if self.loss_cfg.l2_penalty > 0:
             loss = loss + self.loss_cfg.l2_penalty * optim.l2_penalty(self.model)
         return loss
@@ -76,4 +78,5 @@ class MultiLabelLoop(EpochLoop):
         for part, report in reports.items():
             row.update({f"{part}_score": report["score"], f"{part}_auroc": report["auroc"],
                         f"{part}_auprc": report["auprc"], f"{part}_f1": report["f1"]})
-        return reports["valid"]["score"], row
+        score = reports["valid"]["score"]  # None: undefined on this validation part (no class with both values)
+        return float("nan") if score is None else score, row

@@ -28,7 +28,6 @@ import torch
 
 from ecgcore.data import pipeline as data
 from ecgcore.errors import ProjectError
-from ecgcore.metrics.cinc2017 import score_report
 from ecgcore.models import create_model
 from ecgcore.models.hybrid import log_probs
 from ecgcore.training.boosting import train_booster
@@ -65,10 +64,10 @@ def train_deep(run: FoldRun, hybrid, parts: dict, track) -> tuple[dict, object, 
     torch.manual_seed(int(seed.generate_state(1)[0]))  # as train_task seeds a model trained alone
     fold = data.load_fold(deep_task, parts.get("deep"))
     hybrid.deep = create_model(p.deep, fold.pipeline.inputs, len(track.class_names)).to(device)
-    weights = class_weights(fold.train.labels, p.deep.loss_function_parameters.class_penalty)
+    weights = class_weights(fold.train.labels, p.deep.loss_function_parameters.class_penalty, len(track.class_names))
     deep_run = replace(run, task=deep_task, fold=fold, rng=np.random.default_rng(seed),
                        observer=_RowsOnly(run.observer))
-    loop = _Loop(deep_run, hybrid.deep, weights)
+    loop = _Loop(deep_run, hybrid.deep, track, weights)
     if task.init_checkpoint:
         _load_deep(hybrid.deep, task.init_checkpoint)
     else:
@@ -102,8 +101,8 @@ def train_features(run: FoldRun, hybrid, parts: dict, deep_fold, deep_log: dict,
             signals = tuple(np.concatenate([x, d[:, None].astype(x.dtype)]) for x, d in
                             zip(sub.signals, deep_log[part], strict=True))
             fold = replace(fold, **{part: replace(sub, signals=signals)})
-    part_info = {"class_weights": class_weights(fold.train.labels,
-                                                p.features.loss_function_parameters.class_penalty).tolist()}
+    part_info = {"class_weights": class_weights(fold.train.labels, p.features.loss_function_parameters.class_penalty,
+                                                len(run.task.open_track().class_names)).tolist()}
     feat_run = replace(run, task=feat_task, fold=fold, observer=TrainingObserver())
     rounds = train_booster(feat_run, hybrid.booster, part_info)
     info["notes"] = info.get("notes", []) + part_info.get("notes", [])
@@ -139,12 +138,12 @@ def train_stack(run: FoldRun, hybrid, parts: dict, track, info: dict) -> TrainRe
     feats, rounds = train_features(run, hybrid, parts, deep_fold, deep_log, info)
     info["features"] = {"best_round": rounds.best_epoch, "rounds_run": rounds.epoch}
     labels = {part: getattr(deep_fold, part).labels for part in PARTS}
-    info["parts"] = {"deep": {part: score_report(labels[part], deep_probs[part].argmax(1))["score"]
+    info["parts"] = {"deep": {part: track.report(labels[part], deep_probs[part])["score"]
                               for part in PARTS}}
     if p.stacker == "logistic":
         feat_log = {part: hybrid.booster(torch.from_numpy(feats[part])).double().numpy() for part in PARTS}
         fit_stacker(hybrid, deep_log["valid"], feat_log["valid"], labels["valid"], p.stacker_c)
-        info["parts"]["features"] = {part: score_report(labels[part], feat_log[part].argmax(1))["score"]
+        info["parts"]["features"] = {part: track.report(labels[part], feat_log[part])["score"]
                                      for part in PARTS}
     probs = {part: hybrid.combine(deep_probs[part], feats[part]) for part in PARTS}
     scores = {part: track.report(labels[part], probs[part], None) for part in PARTS}

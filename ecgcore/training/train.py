@@ -9,8 +9,8 @@ epochs without improvement. The optimiser, schedule, label smoothing, mixup,
 clipping and mixed precision come from the model file (ecgcore.training.optim).
 Everything random draws from seeds derived from (seed, fold), so a CPU run
 repeats exactly. A task of kind "pretrain" goes to ecgcore.training.pretrain; a task
-of the 12-lead track (challenge 2020/2021) trains with ecgcore.training.multilabel,
-and its per-class thresholds are tuned on the validation fold. A boosted
+of a multi-label track trains with ecgcore.training.multilabel, and its per-class
+thresholds are tuned on the validation fold. A boosted
 model (FeatureGBM) is fitted by ecgcore.training.boosting instead of the epoch loop
 and scored by the same final step; a stacked one (HybridStack) by
 ecgcore.training.stacking. Outputs
@@ -30,10 +30,7 @@ from torch import nn
 from ecgcore.config.task import Task
 from ecgcore.data import pipeline as data
 from ecgcore.errors import ProjectError
-from ecgcore.io.cinc2017 import CLASSES
-from ecgcore.metrics.cinc2017 import score_report
 from ecgcore.models import create_model, get_architecture
-from ecgcore.tracks import track_for
 from ecgcore.training import multilabel, optim
 from ecgcore.training.distributed import Replicas
 from ecgcore.training.loop import EpochLoop, FoldRun, TrainingObserver, TrainResult, predict_proba
@@ -47,9 +44,9 @@ from ecgcore.training.loop import EpochLoop, FoldRun, TrainingObserver, TrainRes
 os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "0")
 
 
-def class_weights(train_labels: np.ndarray, class_penalty: float) -> np.ndarray:
+def class_weights(train_labels: np.ndarray, class_penalty: float, n_classes: int) -> np.ndarray:
     """(1-c) + c*100/percent per class; a class absent from training gets weight 1."""
-    counts = np.bincount(train_labels, minlength=len(CLASSES)).astype(np.float64)
+    counts = np.bincount(train_labels, minlength=n_classes).astype(np.float64)
     percent = 100.0 * counts / counts.sum()
     occurrence = np.divide(100.0, percent, out=np.ones_like(percent), where=percent > 0)
     return (1 - class_penalty) + class_penalty * occurrence
@@ -97,12 +94,12 @@ def train_task(task: Task, observer: TrainingObserver | None = None, resume: dic
     fold = data.load_fold(task, prepared)
     run = FoldRun(task=task, fold=fold, device=device, rng=np.random.default_rng(seed),
                   observer=observer or TrainingObserver(), started=started, replicas=replicas)
-    track = track_for(task.challenge)
+    track = task.open_track()
     model = create_model(task.model, fold.pipeline.inputs, len(track.class_names)).to(device)
     info = {"device": str(device), "n_parameters": sum(p.numel() for p in model.parameters()),
             "n_train": len(fold.train), "n_valid": len(fold.valid), "n_test": len(fold.test),
             "test_sources": sorted(set(fold.test.sources)), "source_fs": fold.pipeline.source_fs,
-            "shared_dataset": prepared is not None, "notes": list(notes)}
+            "shared_dataset": prepared is not None, "notes": [*notes, *track.dataset_note(task.data_dir)]}
     if replicas.active and get_architecture(task.model.model_name).trainer in ("stacking", "boosting"):
         raise ProjectError(f"{task.model.model_name} is not trained by gradient steps: it cannot be trained by "
                            "several processes (workers_per_task must be 1)")
@@ -119,17 +116,17 @@ def train_task(task: Task, observer: TrainingObserver | None = None, resume: dic
     if get_architecture(task.model.model_name).trainer == "boosting":
         from ecgcore.training.boosting import train_booster  # LightGBM and the feature set: only boosted models
 
-        info["class_weights"] = class_weights(fold.train.labels,
-                                              task.model.loss_function_parameters.class_penalty).tolist()
+        info["class_weights"] = class_weights(fold.train.labels, task.model.loss_function_parameters.class_penalty,
+                                              len(track.class_names)).tolist()
         rounds = train_booster(run, model, info)
         return _final_scores(run, model, track, rounds, info)
     if track.multilabel:
         info.update(multilabel.multilabel_info(task, fold))
         loop = multilabel.MultiLabelLoop(run, model, track, info)
     else:
-        info["class_weights"] = class_weights(fold.train.labels,
-                                              task.model.loss_function_parameters.class_penalty).tolist()
-        loop = _Loop(run, model, info["class_weights"])
+        info["class_weights"] = class_weights(fold.train.labels, task.model.loss_function_parameters.class_penalty,
+                                              len(track.class_names)).tolist()
+        loop = _Loop(run, model, track, info["class_weights"])
     if resume is not None:
         loop.restore(resume)
         info["resumed_after_epoch"] = resume["epoch"]
@@ -168,10 +165,11 @@ def _final_scores(run: FoldRun, model, track, loop, info: dict) -> TrainResult:
 
 
 class _Loop(EpochLoop):
-    """Classification: class-weighted cross-entropy, validation by the official score."""
+    """Single-label classification: class-weighted cross-entropy, validation by the track's score."""
 
-    def __init__(self, run: FoldRun, model, weights):
+    def __init__(self, run: FoldRun, model, track, weights):
         super().__init__(run, model)
+        self.track = track
         self.compensation = self.tp.dataset_compensation
         self.loss_cfg = run.task.model.loss_function_parameters
         self.weights = torch.tensor(weights, dtype=torch.float32, device=run.device)
@@ -202,4 +200,4 @@ class _Loop(EpochLoop):
     def _score(self, subset) -> dict:
         probs = predict_proba(self.model, self.fold.pipeline, subset.eval_items, subset.owners, len(subset),
                               self.device)
-        return score_report(subset.labels, probs.argmax(axis=1))
+        return self.track.report(subset.labels, probs)

@@ -4,8 +4,9 @@ Two or more job folders (or ARCH/JOB names under the log folder) are compared on
 when they share challenge, dataset, split and finished folds (orchestrator.logdir.pooled.Design):
 otherwise their test records differ and a difference of scores means nothing, so the
 command refuses and names what differs. For each pair (A, B) in the order given and
-each metric (the official score / challenge metric, accuracy, per-class F1, and for
-12-lead jobs AUROC, AUPRC and the F-measure):
+each metric the job's track compares (its score first: the official CinC 2017 score,
+the challenge metric, PTB-XL's macro AUROC; then accuracy and per-class F1, or for
+multi-label tracks AUROC or Fmax, AUPRC and the F-measure):
   - the per-fold differences B - A of the test scores;
   - the Wilcoxon signed-rank test on them (exact null for small n; with 5 folds the
     smallest two-sided p is 0.0625, so it can never reach 0.05 there);
@@ -29,17 +30,13 @@ import numpy as np
 
 from ecgcore.data.splits import repeat_layout
 from ecgcore.errors import ProjectError
-from ecgcore.io.cinc2017 import CLASSES
 from ecgcore.metrics.bootstrap import DEFAULT_LEVEL, DEFAULT_RESAMPLES, Interval, Pooled, paired_bootstrap
 from ecgcore.metrics.paired import TestResult, corrected_t_test, holm, min_wilcoxon_p, wilcoxon_test
-from ecgcore.tracks import track_for
 from orchestrator.logdir.pooled import Design, classify_folds, design, pooled_predictions
 from orchestrator.logdir.reader import JobDir
 
 ALPHA = 0.05
 PRIMARY = "score"
-SINGLE_METRICS = ("score", "accuracy", *[f"F1_{c}" for c in CLASSES])
-MULTI_METRICS = ("score", "auroc", "auprc", "f_measure", "accuracy")
 
 
 @dataclass(frozen=True)
@@ -47,7 +44,7 @@ class CompareOptions:
     resamples: int = DEFAULT_RESAMPLES
     seed: int = 0
     level: float = DEFAULT_LEVEL
-    per_class: bool = False  # 12-lead: also every class's F1 (always for CinC 2017's four classes)
+    per_class: bool = False  # multi-label: also every class's F1 (always for a single-label track's classes)
 
 
 @dataclass(frozen=True)
@@ -99,10 +96,10 @@ def job_scores(job: JobDir, per_class: bool) -> JobScores:
     folds = classify_folds(job.folds())
     if not folds:
         raise ProjectError(f"{job.path}: no finished fold with test scores")
-    multilabel = track_for(folds[-1].challenge).multilabel
+    track = folds[-1].track()
     reports = [f.scores()["test"] for f in folds]
-    metrics = list(MULTI_METRICS if multilabel else SINGLE_METRICS)
-    if multilabel and per_class:
+    metrics = list(track.compare_columns)
+    if track.multilabel and per_class:
         metrics += [f"F1_{c}" for c in folds[-1].scores()["classes"]]
     table = {m: np.array([_fold_value(r, m) for r in reports], dtype=float) for m in metrics}
     n_train = np.mean([f.scores()["train"]["n"] + f.scores()["valid"]["n"] for f in folds])

@@ -82,7 +82,7 @@ def _signed(value: float) -> str:
 def to_json(jobs: list[JobScores], pairs: list[PairComparison], opts: CompareOptions) -> dict:
     d = jobs[0].design
     return {
-        "design": {"challenge": d.challenge, "data_dir": d.data_dir, "split": d.split, "folds": list(d.folds),
+        "design": {"track": d.track, "data_dir": d.data_dir, "split": d.split, "folds": list(d.folds),
                    "n_records": len(set(jobs[0].pooled.records))},
         "jobs": [{"job": j.label, "n_train": j.n_train, "n_test": j.n_test,
                   "fold_scores": {m: _list(v) for m, v in j.folds.items()}} for j in jobs],

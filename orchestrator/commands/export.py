@@ -33,9 +33,10 @@ from ecgcore.data.pipeline import pipeline_for
 from ecgcore.errors import ProjectError
 from ecgcore.export.graph import ProbabilityGraph, graph_inputs, refusal
 from ecgcore.export.onnx import OUTPUT, TOLERANCE, check, export_onnx, onnx_probabilities, require_onnx
-from ecgcore.tracks import Records, track_for
+from ecgcore.records import Records
+from ecgcore.trained import TrainedFold, ensemble
 from orchestrator.commands.model_card import model_card
-from orchestrator.commands.predict import ensemble_probabilities, fold_dirs, load_network
+from orchestrator.commands.predict import fold_dirs
 from orchestrator.logdir.reader import MODEL, FoldDir, write_json_atomic
 from orchestrator.plan.provenance import package_versions, provenance
 
@@ -57,14 +58,14 @@ def export(run: str | Path, out: str | Path, fmt: str = "onnx", records: str | P
     reason = refusal(model_cfg)
     if reason:
         raise ProjectError(f"{run}: {model_cfg.model_name} cannot be exported to ONNX: {reason}")
-    track = track_for(folds[0].challenge)
+    track = folds[0].track()
     source_fs = _one_value(folds, "source_fs")
     checked = check_records(Path(records) if records else _dataset(folds), track)
     pipeline = pipeline_for(model_cfg, checked, source_fs)
-    graph = ProbabilityGraph(pipeline, [load_network(f, model_cfg, pipeline.inputs, len(track.class_names))
-                                        for f in folds], track.multilabel)
+    trained = [TrainedFold.load(f.path) for f in folds]
+    graph = ProbabilityGraph(pipeline, [t.network(pipeline.inputs) for t in trained], track.multilabel)
     inputs = graph_inputs(model_cfg, checked, source_fs)
-    expected, thresholds = ensemble_probabilities(folds, checked, track)
+    expected, thresholds = ensemble(trained, checked)
     out = Path(out)
     exporter, difference = write_checked(graph, inputs, expected, list(checked.names), out / ONNX_FILE)
     lengths = sorted({x.shape[graph.length_axis] for x in inputs})
@@ -108,8 +109,8 @@ def finished_folds(run: Path) -> list[FoldDir]:
 def _one_model(folds: list[FoldDir]):
     """The folds' one model config: a job's folds all ran the same model file (else nothing to average)."""
     configs = {f.file(MODEL).read_text() for f in folds}
-    if len(configs) != 1 or len({f.challenge for f in folds}) != 1:
-        raise ProjectError(f"{folds[0].path.parent}: its folds ran different model configs or challenges; "
+    if len(configs) != 1 or len({f.track() for f in folds}) != 1:
+        raise ProjectError(f"{folds[0].path.parent}: its folds ran different model configs or tracks; "
                            "export one fold at a time")
     return parse_model(read_json(folds[0].file(MODEL)), folds[0].file(MODEL))
 
@@ -138,7 +139,7 @@ def check_records(folder: Path, track) -> Records:
     picked = [heas[i] for i in sorted(set(np.linspace(0, len(heas) - 1, CHECK_RECORDS).round().astype(int)))]
     with tempfile.TemporaryDirectory() as tmp:
         for hea in picked:  # links, not copies: a folder of only these records, read as predict reads one
-            for path in (hea, hea.with_suffix(".mat")):
+            for path in (hea, hea.with_suffix(".mat"), hea.with_suffix(".dat")):
                 if path.exists():
                     (Path(tmp) / path.name).symlink_to(path.resolve())
         records = track.read_unlabelled(tmp)
@@ -151,7 +152,8 @@ def check_records(folder: Path, track) -> Records:
 
 def _concat(a: Records, b: Records) -> Records:
     return Records(a.root, a.names + b.names, np.concatenate([a.targets, b.targets]), a.signals + b.signals,
-                   a.fs + b.fs, a.leads + b.leads, a.sources + b.sources)
+                   a.fs + b.fs, a.leads + b.leads, a.sources + b.sources, a.patients + b.patients,
+                   a.folds + b.folds)
 
 
 def sidecar(folds, model_cfg, track, graph_and_pipeline: tuple, checked: Records, thresholds, exporter: dict,
@@ -164,8 +166,9 @@ def sidecar(folds, model_cfg, track, graph_and_pipeline: tuple, checked: Records
         "file": ONNX_FILE, "format": {"name": "onnx", **exporter},
         "architecture": model_cfg.model_name, "job": folds[0].path.parent.name, "folds": [f.fold for f in folds],
         "ensemble": "mean of the folds' probabilities, inside the graph" if len(folds) > 1 else None,
-        "challenge": track.challenge, "classes": classes,
-        **({"class_codes": list(track.classes.names)} if track.multilabel else {}),
+        "track": track.name, "track_options": track.options_json, "track_title": track.title,
+        "challenge": track.label, "classes": classes,
+        **({"class_codes": list(track.class_codes)} if track.class_codes != track.class_names else {}),
         "input": _input(graph, pipeline, leads, exporter["min_length"]),
         "output": {"name": OUTPUT, "shape": [1, len(classes)], "dtype": "float32",
                    "activation": "sigmoid per class" if track.multilabel else "softmax over the classes"},

@@ -38,7 +38,7 @@ def model_card(run: Path, folds: list[FoldDir], sidecar: dict) -> str:
         _split(scores, job_dir, folds),
         _cv_scores(job_dir, sidecar["architecture"], scores),
         "## Intended use\n\n" + INTENDED_USE,
-        _limits(sidecar, scores),
+        _limits(sidecar, scores, folds[-1].track()),
         _provenance(scores, sidecar),
     ]
     return "\n\n".join(sections) + "\n"
@@ -52,7 +52,7 @@ def _model(sidecar: dict, scores: dict, folds: list[FoldDir]) -> str:
         "## Model",
         "",
         f"- Architecture: {sidecar['architecture']} (model file `{scores.get('model_file')}`, "
-        f"{_count(scores.get('n_parameters'))} parameters per fold), trained for the CinC {sidecar['challenge']} "
+        f"{_count(scores.get('n_parameters'))} parameters per fold), trained for the {sidecar['track_title']} "
         f"classes: {', '.join(sidecar['classes'])}.",
         f"- Folds in the file: {', '.join(map(str, sidecar['folds']))}"
         + ("; their probabilities are averaged inside the graph." if len(folds) > 1 else "."),
@@ -92,7 +92,7 @@ def _data(scores: dict, folds: list[FoldDir]) -> str:
     return "\n".join([
         "## Training data",
         "",
-        f"- Dataset: `{data_dir}` (CinC {scores.get('challenge')}), sampled at {_rate(scores)}.",
+        f"- Dataset: `{data_dir}` ({folds[-1].track().title}), sampled at {_rate(scores)}.",
         f"- Signature: sha256 `{signature}` of the dataset's files, recorded by submit" if signature else
         "- Signature: not recorded (the run predates data signatures), so the files cannot be proven the same",
         f"- Records per part: {sizes}.",
@@ -122,8 +122,7 @@ def _split(scores: dict, job_dir: JobDir, folds: list[FoldDir]) -> str:
 def _cv_scores(job_dir: JobDir, architecture: str, scores: dict) -> str:
     job = job_summary(job_dir)
     naive = ("The naive row scores the same test folds for a classifier that always answers the training fold's "
-             "majority class." if job and job.naive else
-             "There is no naive row: the always-sinus classifier scores 0 by the challenge metric's definition.")
+             "majority class." if job and job.naive else job_dir.folds()[-1].track().no_naive_note)
     table = _blank_after_tables(render_table(architecture, [job], {}, markdown=True)) if job else "No finished fold."
     return "\n".join([
         "## Cross-validation scores",
@@ -135,7 +134,7 @@ def _cv_scores(job_dir: JobDir, architecture: str, scores: dict) -> str:
     ])
 
 
-def _limits(sidecar: dict, scores: dict) -> str:
+def _limits(sidecar: dict, scores: dict, track) -> str:
     lines = [
         "## Known limits",
         "",
@@ -147,18 +146,7 @@ def _limits(sidecar: dict, scores: dict) -> str:
         f"{min(sidecar['check']['lengths'])}-{max(sidecar['check']['lengths'])} {_unit(sidecar)}: largest probability "
         f"difference {sidecar['check']['max_abs_difference']:.1e} (tolerance {sidecar['check']['tolerance']:g}).",
     ]
-    if sidecar["thresholds"]:
-        lines.append("- The thresholds were tuned on the validation folds to maximise the challenge metric; "
-                     "another population may need other thresholds.")
-        lines.append("- Leave-source-out collapse: 12-lead models lose much of their score on a source database "
-                     "they never saw (CinC 2020's hidden sets: BUT 0.696 -> 0.202, DSAIL 0.688 -> 0.420; this "
-                     "project's leave-source-out runs in docs/benchmarks.md: unseen PTB-XL below always-sinus)"
-                     + ("." if is_sources_split(str(scores.get("split"))) else
-                        "; this job's split is not leave-source-out, so its scores do not show it."))
-    else:
-        lines.append("- CinC 2017 records are single-lead AliveCor recordings (lead I-like, 300 Hz, 9-60 s): other "
-                     "leads or devices were never seen.")
-    return "\n".join(lines)
+    return "\n".join(lines + track.card_limits(str(scores.get("split"))))
 
 
 def _provenance(scores: dict, sidecar: dict) -> str:

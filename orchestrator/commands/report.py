@@ -96,7 +96,8 @@ def _cv_section(entries: list[Entry]) -> str:
                             "percentile bootstrap interval over the records (stratified by class); naive: the same "
                             "test folds scored for always answering the training fold's majority class.")]
     for e in entries:
-        caption = f"{e.label}" + (f" (incomplete: missing folds {e.summary.missing})" if e.summary.missing else "")
+        caption = f"{e.label}: score = {e.summary.track.score_label}" + (
+            f" (incomplete: missing folds {e.summary.missing})" if e.summary.missing else "")
         parts.append(html.table(e.summary.columns, job_table(e.summary), caption=caption))
         if e.summary.bootstrap_note:
             parts.append(html.paragraph(e.summary.bootstrap_note))

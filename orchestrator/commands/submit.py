@@ -108,18 +108,17 @@ def check_architectures(tasks: list[Task], shared: SharedData, models_dir: str |
 
     from ecgcore.data.pipeline import pipeline_for
     from ecgcore.models import create_model
-    from ecgcore.tracks import track_for
-
     seen = set()
     for task in tasks:
-        key = (task.model, shared.key_of[task.task_id], task.challenge)
+        track = task.open_track()
+        key = (task.model, shared.key_of[task.task_id], track)
         if key in seen:
             continue
         seen.add(key)
         inputs = pipeline_for(task.model, shared.records[key[1]]).inputs
         try:
             with torch.device("meta"):
-                create_model(task.model, inputs, len(track_for(task.challenge).class_names))
+                create_model(task.model, inputs, len(track.class_names))
         except ProjectError as exc:
             file = model_path(models_dir, task.model_file, "", "")
             raise ConfigError(file, "$.model_parameters", str(exc)) from None
@@ -229,7 +228,8 @@ def _report(outcomes, done: set[str], elapsed: float, log_dir: Path, say) -> int
         elif not o.ok:
             status = f"FAILED: {o.error}"
         else:
-            status = "pre-trained" if o.test_score is None else f"test score {o.test_score:.3f}"
+            status = "pre-trained" if o.test_score is None else "test score undefined (no class with both values)" \
+                if o.test_score != o.test_score else f"test score {o.test_score:.3f}"
         status += " (finished earlier)" if o.skipped or o.task_id in done else ""
         say(f"  {o.task_id:<40} {status}")
     stopped = sum(o.stopped for o in outcomes)

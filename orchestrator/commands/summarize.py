@@ -11,8 +11,8 @@ records than the test rows: compare it with the single folds' hold-out
 mean printed beside it). Then one "mean ± std" line per job. A job whose
 finished folds are fewer than the folds its job.json asked for is marked
 incomplete. Pre-training jobs have no class scores; they are listed with
-their validation loss. Jobs of the 12-lead track (challenge 2020/2021)
-show the challenge metric, macro AUROC, AUPRC, F-measure and accuracy per
+their validation loss. Jobs of a multi-label track (the CinC 2020/2021 12-lead
+challenges, PTB-XL) show the track's score, macro AUROC, AUPRC, F-measure and accuracy per
 fold (the always-sinus classifier scores 0 by the metric's definition, so
 there is no naive row), the test source of leave-source-out folds, and the
 per-class F1 averaged over the folds. Every classification job also gets
@@ -41,14 +41,11 @@ import numpy as np
 
 from ecgcore.data.splits import repeat_layout
 from ecgcore.errors import ProjectError
-from ecgcore.io.cinc2017 import CLASSES
 from ecgcore.metrics.bootstrap import DEFAULT_LEVEL, DEFAULT_RESAMPLES
-from ecgcore.metrics.cinc2017 import accuracy, f1_per_class, official_score
-from ecgcore.tracks import track_for
+from ecgcore.tracks import DEFAULT_TRACK, open_track
 from orchestrator.commands.summary_table import render_table
 from orchestrator.logdir.pooled import JobIntervals, classify_folds, job_intervals
 from orchestrator.logdir.reader import (
-    LEGACY_CHALLENGE,
     PLACEMENT_KEYS,
     SUMMARY,
     JobDir,
@@ -57,9 +54,6 @@ from orchestrator.logdir.reader import (
     json_value,
     write_json_atomic,
 )
-
-COLUMNS = ["fold", "score", *[f"F1_{c}" for c in CLASSES], "accuracy"]
-MULTILABEL_COLUMNS = ["fold", "score", "auroc", "auprc", "f_measure", "accuracy"]
 
 
 @dataclass(frozen=True)
@@ -70,7 +64,7 @@ class JobSummary:
     naive: list[dict]
     ensemble: dict | None = None
     pretrain_losses: tuple[tuple[int, float], ...] = ()  # (fold, best validation loss)
-    challenge: int = LEGACY_CHALLENGE
+    track: object = None  # the job's ecgcore.tracks track, as its last fold recorded it
     class_f1: tuple[dict, ...] = ()  # multi-label: per fold, class -> test F1 (None: undefined)
     sources: tuple[tuple[int, str], ...] = ()  # leave-source-out: (fold, test source)
     bootstrap: JobIntervals | None = None
@@ -79,11 +73,11 @@ class JobSummary:
 
     @property
     def multilabel(self) -> bool:
-        return track_for(self.challenge).multilabel
+        return self.track.multilabel
 
     @property
     def columns(self) -> list[str]:
-        return MULTILABEL_COLUMNS if self.multilabel else COLUMNS
+        return list(self.track.columns)
 
     @property
     def missing(self) -> list[int]:
@@ -108,7 +102,7 @@ class JobSummary:
         return [(i, float(np.nanmean(v))) for i, v in sorted(groups.items())]
 
     def ensemble_row(self) -> dict:
-        return ensemble_row(self.ensemble)
+        return self.track.summary_row("ens(HO)", self.ensemble["ensemble"])
 
     def interval(self, column: str):
         """The bootstrap Interval of a column, None where there is none."""
@@ -145,21 +139,21 @@ def collect(log_dir: Path, architecture: str, bootstrap: Bootstrap = Bootstrap()
 def job_summary(job_dir: JobDir, bootstrap: Bootstrap = Bootstrap()) -> JobSummary | None:
     rows, naive, losses, class_f1, sources = [], [], [], [], []
     folds = job_dir.folds()
-    challenge = folds[-1].challenge if folds else LEGACY_CHALLENGE
+    track = folds[-1].track() if folds else open_track(DEFAULT_TRACK)
     for fold in folds:
         scores = fold.scores()
         if scores is None:
             continue
         if scores.get("kind", "classify") == "pretrain":
             losses.append((scores["fold"], scores["valid"]["loss"]))
-        elif track_for(fold.challenge).multilabel:
-            rows.append({**_multilabel_row(scores["fold"], scores["test"]), **_placement(scores)})
+            continue
+        rows.append({**track.summary_row(scores["fold"], scores["test"]), **_placement(scores)})
+        if track.multilabel:
             class_f1.append(scores["test"]["f1"])
             if scores["split"].startswith("sources_") and scores.get("test_sources"):
                 sources.append((scores["fold"], "+".join(scores["test_sources"])))
         else:
-            rows.append({**_row(scores["fold"], scores["test"]), **_placement(scores)})
-            naive.append(naive_row(scores))
+            naive.append(track.naive_row(scores))
     expected = job_dir.expected_folds()
     if not (rows or expected):
         return None
@@ -168,7 +162,7 @@ def job_summary(job_dir: JobDir, bootstrap: Bootstrap = Bootstrap()) -> JobSumma
         if rows and bootstrap.resamples > 0 else (None, "")
     per_repeat = repeat_layout(folds[-1].recorded("split"))[1] if folds else 0
     return JobSummary(job_dir.name, sorted(rows, key=by_fold), expected, sorted(naive, key=by_fold),
-                      job_dir.ensemble(), tuple(losses), challenge, tuple(class_f1), tuple(sorted(sources)),
+                      job_dir.ensemble(), tuple(losses), track, tuple(class_f1), tuple(sorted(sources)),
                       intervals, note, per_repeat)
 
 
@@ -177,45 +171,18 @@ def _placement(scores: dict) -> dict:
     return {k: scores[k] for k in PLACEMENT_KEYS if k in scores}
 
 
-def ensemble_row(ens: dict) -> dict:
-    if track_for(ens.get("challenge", LEGACY_CHALLENGE)).multilabel:
-        return _multilabel_row("ens(HO)", ens["ensemble"])
-    return _row("ens(HO)", ens["ensemble"])
-
-
-def _multilabel_row(fold, report: dict) -> dict:
-    """A 12-lead table row; None (undefined, e.g. AUROC without positives) becomes NaN."""
-    return {"fold": fold, **{c: _nan(report.get(c)) for c in MULTILABEL_COLUMNS[1:]}}
-
-
-def _row(fold, report: dict) -> dict:
-    """A table row from a score_report (a fold's test scores, or the hold-out ensemble's)."""
-    return {"fold": fold, "score": report["score"],
-            **{f"F1_{c}": report["f1"][c] for c in CLASSES}, "accuracy": report["accuracy"]}
-
-
-def naive_row(scores: dict) -> dict:
-    """The fold's test set scored for 'always the training fold's majority class'."""
-    majority = int(np.array(scores["train"]["confusion"]).sum(axis=1).argmax())
-    matrix = np.zeros((len(CLASSES), len(CLASSES)), dtype=np.int64)
-    matrix[:, majority] = np.array(scores["test"]["confusion"]).sum(axis=1)
-    f1 = f1_per_class(matrix)
-    return {"fold": scores["fold"], "score": official_score(matrix),
-            **{f"F1_{c}": float(v) for c, v in zip(CLASSES, f1, strict=True)},
-            "accuracy": accuracy(matrix), "majority": CLASSES[majority]}
-
-
 def to_json(architecture: str, jobs: list[JobSummary]) -> dict:
     out = {"architecture": architecture, "jobs": {}}
     for job in jobs:
-        entry = {"challenge": job.challenge, "folds": [{k: json_value(v) for k, v in r.items()} for r in job.rows],
+        entry = {"challenge": job.track.label, "track": job.track.name,
+                 "folds": [{k: json_value(v) for k, v in r.items()} for r in job.rows],
                  "complete": not job.missing, "missing_folds": job.missing}
         if job.rows:
             entry["mean"] = {c: json_value(job.stat(c)[0]) for c in job.columns[1:]}
             entry["std"] = {c: json_value(job.stat(c)[1]) for c in job.columns[1:]}
         if job.naive:
             entry["naive"] = {"majority_class": sorted({r["majority"] for r in job.naive}),
-                              "mean": {c: job.stat(c, naive=True)[0] for c in COLUMNS[1:]}}
+                              "mean": {c: job.stat(c, naive=True)[0] for c in job.columns[1:]}}
         if job.class_f1:
             entry["class_f1_mean"] = {c: {"f1": f1, "folds": n} for c, (f1, n) in job.mean_class_f1().items()}
         if job.sources:
@@ -251,7 +218,7 @@ def render(architecture: str, jobs: list[JobSummary], fmt: str) -> str:
         for job in jobs:
             intervals = [_interval_cells(job.interval(c)) for c in columns[1:]]
             for r in job.rows:
-                writer.writerow([job.name, *[_num(r.get(c, "")) for c in columns], job.challenge,
+                writer.writerow([job.name, *[_num(r.get(c, "")) for c in columns], job.track.label,
                                  *[cell for cells in intervals for cell in cells]])
         return buf.getvalue().rstrip("\n")
     return render_table(architecture, jobs, rankings(jobs), markdown=fmt == "markdown")
@@ -292,10 +259,6 @@ def _interval_cells(interval) -> list[str]:
 
 def _nn(value: float):
     return "" if np.isnan(value) else float(value)
-
-
-def _nan(value) -> float:
-    return float("nan") if value is None else float(value)
 
 
 def _num(value) -> str:

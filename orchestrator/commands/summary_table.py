@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ecgcore.tracks import track_for
+NAMES = {"auroc": "AUROC", "auprc": "AUPRC", "fmax": "Fmax"}  # the line per job names its second and third metric
 
 if TYPE_CHECKING:
     from orchestrator.commands.summarize import JobSummary
@@ -73,16 +73,15 @@ def render_table(architecture: str, jobs: list[JobSummary], ranked: dict, markdo
     lines = []
     for job in jobs:
         lines.extend(_job_lines(architecture, job, markdown))
-    years = sorted({job.challenge for job in jobs if job.rows})
-    metric = " / ".join(f"CinC {y} challenge metric" if track_for(y).multilabel else f"official CinC {y} test score"
-                        for y in years) or "test score"
+    labels = {job.track.score_label: str(job.track.label) for job in jobs if job.rows}
+    metric = " / ".join(sorted(labels, key=labels.get)) or "test score"
     lines.append(f"{architecture}: {metric} over folds (mean ± sample std)")
     for job in jobs:
         if job.rows:
             mean, std = job.stat("score")
             tag = "" if not job.missing else " (incomplete)"
-            extra = f"naive {job.stat('score', naive=True)[0]:.3f}" if job.naive else \
-                f"CinC {job.challenge}; AUROC {_fmt(job.stat('auroc')[0])}, AUPRC {_fmt(job.stat('auprc')[0])}"
+            extra = f"naive {job.stat('score', naive=True)[0]:.3f}" if job.naive else f"{job.track.title}; " + \
+                ", ".join(f"{NAMES.get(c, c)} {_fmt(job.stat(c)[0])}" for c in job.columns[2:4])
             pooled = job.interval("score")
             ci = f"  pooled {_fmt(pooled.point)} {_fmt_ci(pooled)}" if pooled else ""
             lines.append(f"  {job.name:<30} {mean:.3f} ± {_fmt_std(std)}  ({len(job.rows)} folds; {extra}){tag}{ci}")

@@ -9,16 +9,17 @@ ConfigError naming the file and the JSON path.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
-from ecgcore.challenges import CHALLENGES, MULTILABEL_YEARS
 from ecgcore.config import modelfile
 from ecgcore.config.model import ModelConfig, spec
-from ecgcore.config.schema import ConfigError, check_name, load_dataclass, read_document
-from ecgcore.data.splits import split_folds
+from ecgcore.config.schema import ConfigError, check_name, load_dataclass, read_document, to_plain
+from ecgcore.data.splits import SPLIT_POLICIES, split_folds, split_policy
 from ecgcore.errors import ProjectError
 from ecgcore.models import get_architecture
+from ecgcore.tracks import CHALLENGE_TRACKS, DEFAULT_TRACK, TRACKS, open_track, track_class
 from orchestrator.config.search import check_spaces, find_spaces, substitute
 
 
@@ -45,9 +46,12 @@ class JobConfig:
                                             "(default: as many as the resources allow; submit --max-concurrent "
                                             "caps all jobs together)", min=1)
     max_retries: int = spec(2, "times Ray retries a failed fold, from its last checkpoint", min=0)
-    challenge: int = spec(2017, "labels, classes and metric: 2017 (REFERENCE.csv, N/A/O/~, F1 score) or "
-                                "2020/2021 (the scored SNOMED CT codes of #Dx, the challenge metric)",
-                          choices=CHALLENGES)
+    track: str | None = spec(None, f"the dataset's track: reader, labels, metric and splits (default "
+                                   f"{DEFAULT_TRACK}; see docs/tracks.md)", choices=tuple(TRACKS))
+    track_options: Any = spec(None, "the track's own options, an object (PTB-XL: task, sampling_rate; wfdb: labels, "
+                                    "classes, scored_classes; see docs/tracks.md)")
+    challenge: int | None = spec(None, "the older name of track: 2017, 2020 or 2021 (cinc2017, cinc2020, cinc2021)",
+                                 choices=tuple(CHALLENGE_TRACKS))
     num_samples: int = spec(1, "draws per grid point when the model file has choice/uniform/loguniform/randint "
                                "values (see orchestrator/search.py)", min=1)
     scheduler: SchedulerConfig | None = spec(None, "a Tune trial scheduler for the job's folds and variants")
@@ -97,14 +101,16 @@ def load_jobs(file: str | Path) -> list[NamedJob]:
     jobs = []
     for name, body in data.items():
         check_name(name, file, f"$.{name}", "job name")
-        job = load_dataclass(JobConfig, body, file, f"$.{name}")
+        job = _resolve_track(load_dataclass(JobConfig, body, file, f"$.{name}"), file, f"$.{name}")
         check_name(job.model, file, f"$.{name}.model", "model name")
         try:
             n_folds = split_folds(job.split)
         except ProjectError as exc:
             raise ConfigError(file, f"$.{name}.split", str(exc)) from None
-        if n_folds is None and job.challenge not in MULTILABEL_YEARS:
-            raise ConfigError(file, f"$.{name}.split", "leave-source-out needs the 12-lead data (challenge 2020/2021)")
+        policy = split_policy(job.split)
+        if policy not in track_class(job.track).split_policies:
+            raise ConfigError(file, f"$.{name}.split", f"{SPLIT_POLICIES[policy]} splits do not apply to track "
+                                                       f"{job.track} (its splits: {_policies(job.track)})")
         for i, cvid in enumerate(job.cvids):
             if n_folds is not None and cvid >= n_folds:
                 raise ConfigError(file, f"$.{name}.cvids[{i}]",
@@ -113,6 +119,26 @@ def load_jobs(file: str | Path) -> list[NamedJob]:
             raise ConfigError(file, f"$.{name}.cvids", "a fold id is listed twice")
         jobs.append(NamedJob(name, job, str(file)))
     return jobs
+
+
+def _resolve_track(job: JobConfig, file, path: str) -> JobConfig:
+    """The job with `track` settled (from `track`, else the older `challenge`, else the default) and its
+    track_options checked against the track's own schema, defaults filled in."""
+    track = job.track or CHALLENGE_TRACKS.get(job.challenge, DEFAULT_TRACK)
+    if job.track and job.challenge is not None and CHALLENGE_TRACKS[job.challenge] != job.track:
+        raise ConfigError(file, f"{path}.challenge", f"challenge {job.challenge} is track "
+                                                     f"{CHALLENGE_TRACKS[job.challenge]}, but track is {job.track}")
+    options = load_dataclass(track_class(track).Options, job.track_options or {}, file, f"{path}.track_options")
+    return replace(job, track=track, track_options=to_plain(options))
+
+
+def _policies(track: str) -> str:
+    return "; ".join(SPLIT_POLICIES[p] for p in track_class(track).split_policies)
+
+
+def track_key(job: NamedJob) -> str:
+    """The job file's key that chose the track, for errors about it."""
+    return "challenge" if job.config.challenge is not None else "track"
 
 
 def parse_model(data, file, root: str = "$") -> ModelConfig:
@@ -179,22 +205,13 @@ def check_kinds(jobs: list[NamedJob], models: dict[str, ModelConfig]) -> None:
         if job.config.kind == "pretrain" and input_kind != "signal":
             raise ConfigError(job.file, f"$.{job.name}.kind",
                               f"pre-training needs a signal architecture; {model.model_name} takes {input_kind}")
-        loss = model.loss_function_parameters.loss
-        multilabel = job.config.challenge in MULTILABEL_YEARS
-        if loss != "auto" and (loss == "cross_entropy") == multilabel:
-            raise ConfigError(job.file, f"$.{job.name}.model",
-                              f"model {job.config.model!r} has loss {loss!r}, which does not fit challenge "
-                              f"{job.config.challenge} ({'multi' if multilabel else 'single'}-label): use "
-                              f"{'bce, weighted_bce, confusion_bce or challenge' if multilabel else 'cross_entropy'}")
         _check_workers(job, model)
-        stacked = get_architecture(model.model_name).trainer == "stacking"
-        if (input_kind == "features" or stacked) and multilabel:
-            raise ConfigError(job.file, f"$.{job.name}.challenge",
-                              f"model {job.config.model!r} ({model.model_name}) has single-lead CinC 2017 "
-                              f"features and one softmax: it takes challenge 2017, not {job.config.challenge}")
-        if model.preprocessing.leads is not None and not multilabel:
-            raise ConfigError(job.file, f"$.{job.name}.model",
-                              f"model {job.config.model!r} selects leads, but CinC 2017 records have one lead")
+        track = open_track(job.config.track, job.config.track_options, root=job.config.data)
+        problem = track.check_model(model, input_kind, get_architecture(model.model_name).trainer)
+        if problem is not None:
+            where, why = problem
+            key = "model" if where == "model" else track_key(job)
+            raise ConfigError(job.file, f"$.{job.name}.{key}", f"model {job.config.model!r} {why}")
 
 
 def _check_workers(job: NamedJob, model: ModelConfig) -> None:

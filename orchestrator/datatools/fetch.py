@@ -1,4 +1,4 @@
-"""`data fetch`: download, verify and unpack the PhysioNet/CinC challenge training sets.
+"""`data fetch`: download, verify and unpack the PhysioNet/CinC challenge training sets and PTB-XL.
 
 DATASETS says, per dataset, where its files are, where their checksums are
 published and what folder the readers expect. fetch() downloads each file
@@ -15,6 +15,20 @@ are published only on the Challenge page, so they are copied below. cinc2021
 is physionet.org challenge-2021 1.0.3, which publishes single files
 (training/<database>/g<n>/<record>.hea/.mat), not archives: each file under
 training/ is checked against that release's SHA256SUMS.txt.
+
+ptbxl is PTB-XL 1.0.3's zip from physionet.org/static/published-projects/.
+No published SHA256 of the zip itself could be found, and PhysioNet's
+publishing code suggests there is none to find (MIT-LCP/physionet-build,
+physionet-django/project/projectfiles/local.py): make_checksum_file writes
+SHA256SUMS.txt, one SHA256 per file of the release except itself, and
+make_zip zips those files and that list under one folder named like the zip,
+keeping only the zip's size. So the zip is downloaded (resumed) unchecked,
+unpacked into the .partial folder, and every file in it is then checked
+against the list published beside the release's files
+(physionet.org/files/ptb-xl/1.0.3/SHA256SUMS.txt, read at run time like
+cinc2017's): every listed file present with its SHA256, nothing unlisted, and
+the zip's copy of the list identical to the published one. Any mismatch
+deletes the .partial folder and the zip, so a rerun downloads it anew.
 """
 
 from __future__ import annotations
@@ -63,10 +77,12 @@ class DatasetSpec:
     digest_page: str = ""  # else: the page the archives' MD5s were copied from
     inner: str = ""  # the folder inside the unpacked archives that becomes dest/<folder>
     file_prefix: str = ""  # a release of single files: every file the checksum file lists below this
+    sums_base: str = ""  # the folder sums_file is in, where that is not base_url
+    unpacked_sums: bool = False  # no digest of the archives is published: their unpacked files are checked
 
     @property
     def checksum_source(self) -> str:
-        return self.base_url + self.sums_file if self.sums_file else self.digest_page
+        return (self.sums_base or self.base_url) + self.sums_file if self.sums_file else self.digest_page
 
 
 # The 2020 Challenge page, "Data" section (physionetchallenges.github.io/2020/, now served at
@@ -85,6 +101,8 @@ _ARCHIVES_2020 = (
     Archive("PhysioNetChallenge2020_Training_E.tar.gz", "georgia", "4971a0562df4a7e2fd8f58e060927ff2"),
 )
 _PAIRS = "(one .hea/.mat pair per record, at any depth: the reader searches the whole tree)"
+# PhysioNet names a release's zip, and the one folder inside it, after the title and version.
+_PTBXL = "ptb-xl-a-large-publicly-available-electrocardiography-dataset-1.0.3"
 
 DATASETS: dict[str, DatasetSpec] = {spec.name: spec for spec in (
     DatasetSpec(
@@ -110,6 +128,16 @@ DATASETS: dict[str, DatasetSpec] = {spec.name: spec for spec in (
         layout=("chapman_shaoxing/g1/JS00001.hea, JS00001.mat, ...", "cpsc_2018/g1/A0001.hea, A0001.mat, ...",
                 "georgia/, ningbo/, ptb/, ptb-xl/, st_petersburg_incart/, cpsc_2018_extra/ alike", _PAIRS),
         required=("**/*.hea", "**/*.mat")),
+    DatasetSpec(
+        name="ptbxl", folder="ptbxl", inner=_PTBXL,
+        base_url="https://physionet.org/static/published-projects/ptb-xl/",
+        landing="https://physionet.org/content/ptb-xl/1.0.3/",
+        archives=(Archive(f"{_PTBXL}.zip"),), unpacked_sums=True,
+        sums_base="https://physionet.org/files/ptb-xl/1.0.3/", sums_file="SHA256SUMS.txt",
+        layout=("ptbxl_database.csv, scp_statements.csv, SHA256SUMS.txt, ...",
+                "records100/00000/00001_lr.hea, 00001_lr.dat, ...   (100 Hz)",
+                "records500/00000/00001_hr.hea, 00001_hr.dat, ...   (500 Hz)"),
+        required=("ptbxl_database.csv", "scp_statements.csv", "records100/*/*.hea", "records500/*/*.hea")),
 )}
 
 
@@ -120,8 +148,8 @@ def dataset_spec(dataset: str, sources: Mapping[str, str | DatasetSpec] | None =
     override = (sources or {}).get(dataset)
     if isinstance(override, DatasetSpec):
         return override
-    if override:
-        return dataclasses.replace(DATASETS[dataset], base_url=override.rstrip("/") + "/")
+    if override:  # a mirror holds the checksum file, where there is one, beside the archives
+        return dataclasses.replace(DATASETS[dataset], base_url=override.rstrip("/") + "/", sums_base="")
     return DATASETS[dataset]
 
 
@@ -149,6 +177,8 @@ def fetch(dataset: str, dest: Path, say: Callable[[str], None] = print, progress
     try:
         if spec.file_prefix:
             record = _fetch_files(spec, staging, say, progress)
+        elif spec.unpacked_sums:
+            record = _fetch_unpacked_checked(spec, dest / ".downloads", staging, say, progress)
         else:
             record = _fetch_archives(spec, dest / ".downloads", staging, say, progress)
     except TransferFailed as exc:
@@ -158,7 +188,7 @@ def fetch(dataset: str, dest: Path, say: Callable[[str], None] = print, progress
         (dest / ".downloads" / archive.name).unlink()
     if (dest / ".downloads").is_dir() and not any((dest / ".downloads").iterdir()):
         (dest / ".downloads").rmdir()  # unless it still holds another dataset's downloads
-    say(f"{spec.name}: ready in {final} ({sum(1 for _ in final.rglob('*.hea')):,} records)")
+    say(f"{spec.name}: ready in {final} ({sum(1 for _ in final.rglob('*.hea')):,} .hea headers)")
     return final
 
 
@@ -171,25 +201,35 @@ def fetch_command(dataset: str, dest: str, base_url: str | None = None) -> int:
 def _fetch_archives(spec: DatasetSpec, downloads: Path, staging: Path, say: Callable[[str], None],
                     progress: bool) -> dict:
     digests = _published_digests(spec)
-    if staging.exists():
-        shutil.rmtree(staging)  # left by an interrupted run; unpacking again is cheap next to downloading
-    downloads.mkdir(parents=True, exist_ok=True)
+    _clear_staging(staging, downloads)
     for archive in spec.archives:
-        path = downloads / archive.name
+        path = _downloaded(spec, archive, downloads, say, progress)
         algo, expected = digests[archive.name]
-        if not path.is_file():  # else a completed download of an earlier run, verified below like a new one
-            say(f"{spec.name}: downloading {spec.base_url}{archive.name}")
-            download(spec.base_url + archive.name, path, progress)
         verify(path, algo, expected, spec.checksum_source)
         say(f"{spec.name}: {archive.name}: {algo} ok, unpacking")
         unpack(path, staging / archive.subdir)
     return _record(spec, {name: f"{algo}:{value}" for name, (algo, value) in digests.items()})
 
 
+def _clear_staging(staging: Path, downloads: Path) -> None:
+    if staging.exists():
+        shutil.rmtree(staging)  # left by an interrupted run; unpacking again is cheap next to downloading
+    downloads.mkdir(parents=True, exist_ok=True)
+
+
+def _downloaded(spec: DatasetSpec, archive: Archive, downloads: Path, say: Callable[[str], None],
+                progress: bool) -> Path:
+    path = downloads / archive.name
+    if not path.is_file():  # else a completed download of an earlier run, checked by the caller like a new one
+        say(f"{spec.name}: downloading {spec.base_url}{archive.name}")
+        download(spec.base_url + archive.name, path, progress)
+    return path
+
+
 def _published_digests(spec: DatasetSpec) -> dict[str, tuple[str, str]]:
     if not spec.sums_file:
         return {a.name: ("md5", str(a.md5).lower()) for a in spec.archives}
-    sums = _parse_sums(get_text(spec.base_url + spec.sums_file))
+    sums = _parse_sums(get_text(spec.checksum_source))
     missing = [a.name for a in spec.archives if a.name not in sums]
     if missing:
         raise ProjectError(f"{spec.checksum_source} has no checksum for {', '.join(missing)}")
@@ -207,7 +247,7 @@ def _parse_sums(text: str) -> dict[str, str]:
 
 
 def _fetch_files(spec: DatasetSpec, staging: Path, say: Callable[[str], None], progress: bool) -> dict:
-    text = get_text(spec.base_url + spec.sums_file)
+    text = get_text(spec.checksum_source)
     files = {p: d for p, d in _parse_sums(text).items() if p.startswith(spec.file_prefix)}
     if not files:
         raise ProjectError(f"{spec.checksum_source} lists no files under {spec.file_prefix}")
@@ -237,6 +277,56 @@ def _fetch_one(spec: DatasetSpec, staging: Path, rel: str, expected: str) -> Non
     verify(target, "sha256", expected, spec.checksum_source)
 
 
+def _fetch_unpacked_checked(spec: DatasetSpec, downloads: Path, staging: Path, say: Callable[[str], None],
+                            progress: bool) -> dict:
+    """Archives without a published digest: unpack them, then check every file against the release's list."""
+    text = get_text(spec.checksum_source)  # before the download: a release without its list is refused early
+    listed, list_digest = _parse_sums(text), hashlib.sha256(text.encode()).hexdigest()
+    if not listed:
+        raise ProjectError(f"{spec.checksum_source} lists no files")
+    _clear_staging(staging, downloads)
+    paths = [_downloaded(spec, archive, downloads, say, progress) for archive in spec.archives]
+    try:
+        for archive, path in zip(spec.archives, paths, strict=True):
+            say(f"{spec.name}: unpacking {archive.name}, then checking every file against {spec.checksum_source}")
+            unpack(path, staging / archive.subdir)
+        _check_unpacked(spec, staging / spec.inner, listed, list_digest, progress)
+    except ProjectError as exc:
+        # The archive is what failed, not the transfer: keeping it would fail the same way on every rerun.
+        shutil.rmtree(staging, ignore_errors=True)
+        for path in paths:
+            path.unlink(missing_ok=True)
+        raise ProjectError(f"{exc}\nThe unpacked files and {', '.join(p.name for p in paths)} were deleted; "
+                           f"run the command again to download it anew.") from None
+    return _record(spec, {spec.sums_file: f"sha256:{list_digest}"}, files=len(listed))
+
+
+def _check_unpacked(spec: DatasetSpec, root: Path, listed: dict[str, str], list_digest: str, progress: bool) -> None:
+    """root holds exactly the listed files with their SHA256s, plus, if the archive packs one, the list itself."""
+    if not root.is_dir():
+        raise ProjectError(f"{spec.name}: the archive has no folder {spec.inner}/, where the release's files belong")
+    found = {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()}
+    wanted = {**listed, spec.sums_file: list_digest} if spec.sums_file in found else listed
+    missing, unlisted = sorted(wanted.keys() - found), sorted(found - wanted.keys())
+    if missing or unlisted:
+        raise ProjectError(f"{spec.name}: the unpacked files are not the ones {spec.checksum_source} lists: "
+                           f"{len(missing)} listed but missing {missing[:3]}, "
+                           f"{len(unlisted)} there but not listed {unlisted[:3]}")
+    names = sorted(wanted)
+    bar = Bar(f"{spec.name} sha256", len(names), "files", progress)
+    pool = ThreadPoolExecutor(WORKERS)  # hashlib releases the GIL: the threads hash files side by side
+    try:
+        hashes = pool.map(lambda rel: digest(root / rel, "sha256"), names)
+        for n, (name, actual) in enumerate(zip(names, hashes, strict=True), 1):
+            if actual != wanted[name]:
+                raise ProjectError(f"{name}: sha256 checksum mismatch: expected {wanted[name]} "
+                                   f"(from {spec.checksum_source}), got {actual}")
+            bar.update(n)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)  # on the first mismatch, hash nothing more
+        bar.close()
+
+
 def _record(spec: DatasetSpec, checksums: dict[str, str], **extra: object) -> dict:
     return {"dataset": spec.name, "fetched_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
             "source": spec.base_url, "checksum_source": spec.checksum_source, "checksums": checksums, **extra}
@@ -260,17 +350,23 @@ def _commit(spec: DatasetSpec, staging: Path, final: Path, record: dict) -> None
 
 def _manual_steps(spec: DatasetSpec, dest: Path) -> str:
     folder = dest / spec.folder
+    check = (f"check them against the checksums at {spec.checksum_source}", [])
     if spec.file_prefix:
         url = spec.base_url + spec.file_prefix
         cut = len([p for p in urllib.parse.urlparse(url).path.split("/") if p])
-        get = [f"     mkdir -p {folder} && cd {folder} && wget -r -N -c -np -nH --cut-dirs={cut} {url}"]
-        put = ["  3. wget keeps the tree as it is on the server"]
+        get = [f"mkdir -p {folder} && cd {folder} && wget -r -N -c -np -nH --cut-dirs={cut} {url}"]
+        steps = [("download", get), check, ("wget keeps the tree as it is on the server", [])]
     else:
-        get = [f"     {spec.base_url}{a.name}" for a in spec.archives]
-        put = [f"  3. unpack: cd {dest} && unzip {spec.archives[0].name}"] if spec.inner else [
-            "  3. unpack each into its own sub-folder:",
-            *[f"     mkdir -p {folder / a.subdir} && tar -xzf {a.name} -C {folder / a.subdir}" for a in spec.archives]]
-    return "\n".join([f"To get {spec.name} by hand (see {spec.landing}):", "  1. download", *get,
-                      f"  2. check them against the checksums at {spec.checksum_source}", *put,
-                      f"  so that {folder}/ holds:", *[f"       {line}" for line in spec.layout],
+        rename = f" && mv {spec.inner} {spec.folder}" if spec.inner != spec.folder else ""
+        unpack_step = (f"unpack: cd {dest} && unzip {spec.archives[0].name}{rename}", []) if spec.inner else (
+            "unpack each into its own sub-folder:",
+            [f"mkdir -p {folder / a.subdir} && tar -xzf {a.name} -C {folder / a.subdir}" for a in spec.archives])
+        steps = [("download", [f"{spec.base_url}{a.name}" for a in spec.archives]), check, unpack_step]
+        if spec.unpacked_sums:  # no digest of the archive is published: its files are checked once unpacked
+            steps[1:] = [unpack_step, (f"check every file against the published list: cd {folder} && "
+                                       f"curl -s {spec.checksum_source} | sha256sum -c --quiet", [])]
+    lines = [f"To get {spec.name} by hand (see {spec.landing}):"]
+    for n, (step, commands) in enumerate(steps, 1):
+        lines += [f"  {n}. {step}", *[f"     {command}" for command in commands]]
+    return "\n".join([*lines, f"  so that {folder}/ holds:", *[f"       {line}" for line in spec.layout],
                       f"  then pass --data {folder} (a folder made by hand has no {MARKER}; the readers need none)."])

@@ -1,4 +1,4 @@
-"""Small dataset commands: write a split by hand, write a synthetic dataset (CinC 2017 or 12-lead)."""
+"""Small dataset commands: write a split by hand, write a synthetic dataset (in a track's format)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 from ecgcore.data.splits import writable, write_split
 from ecgcore.errors import ProjectError
-from ecgcore.tracks import track_for
+from ecgcore.tracks import DEFAULT_TRACK, open_track
 
 
 def split_name(folds: int, tv: int, seed: int, holdout: bool, sources: bool, repeats: int = 1) -> str:
@@ -16,10 +16,11 @@ def split_name(folds: int, tv: int, seed: int, holdout: bool, sources: bool, rep
 
 
 def write_split_command(dataset: str, folds: int, tv: int, seed: int, out: str | None,
-                        holdout: bool = False, challenge: int = 2017, sources: bool = False, repeats: int = 1) -> int:
+                        holdout: bool = False, track: str = DEFAULT_TRACK, sources: bool = False, repeats: int = 1,
+                        options: dict | None = None) -> int:
     root = Path(dataset)
     name = split_name(folds, tv, seed, holdout, sources, repeats)
-    split = track_for(challenge).split_from_labels(root, name)
+    split = open_track(track, options, root=str(root)).split_from_labels(root, name)
     target = Path(out) if out else root / "splits" / name
     if not out and not writable(root):
         raise ProjectError(f"{root} is read-only; write the split elsewhere with --out DIR")
@@ -32,7 +33,7 @@ def write_split_command(dataset: str, folds: int, tv: int, seed: int, out: str |
     return 0
 
 
-def synth_command(out: str, records: int, seed: int, challenge: int = 2017) -> int:
-    counts = track_for(challenge).write_synthetic(out, records, seed)
+def synth_command(out: str, records: int, seed: int, track: str = DEFAULT_TRACK) -> int:
+    counts = open_track(track).write_synthetic(out, records, seed)
     print(f"{records} synthetic records ({', '.join(f'{k} {v}' for k, v in counts.items())}) -> {out}")
     return 0

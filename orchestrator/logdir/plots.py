@@ -12,7 +12,7 @@ For log/<architecture>/<job>/, written beside summary.json in log/<architecture>
                        no single confusion matrix when a record has several labels)
 A job with a fold not (yet) written plots the folds it has and says which are
 missing. The summed predictions are scored with ecgcore's metric functions
-(ecgcore.metrics.cinc2017 for 2017, ecgcore.metrics.challenge for 2020/2021), not re-implemented.
+(the fold's track: ecgcore.tracks and ecgcore.metrics), not re-implemented.
 Matplotlib's object-oriented API on the Agg canvas: no pyplot, no global state.
 """
 
@@ -31,12 +31,11 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
 from ecgcore.errors import ProjectError
-from ecgcore.io.cinc2017 import CLASSES
 from ecgcore.metrics import challenge
+from ecgcore.metrics.bootstrap import Pooled, point_metrics
 from ecgcore.metrics.cinc2017 import confusion_matrix, f1_per_class, official_score
-from ecgcore.tracks import track_for
 from orchestrator.logdir.pooled import read_predictions
-from orchestrator.logdir.reader import HOTLOG, LEGACY_CHALLENGE, PREDICTIONS, FoldDir, JobDir
+from orchestrator.logdir.reader import HOTLOG, PREDICTIONS, FoldDir, JobDir
 
 DPI = 100
 CURVES_SIZE = (10, 6)  # inches: 1000 x 600 pixels at DPI
@@ -76,11 +75,11 @@ def _folds(job_dir: Path) -> tuple[dict[int, Path], list[int]]:
 
 
 def _job_info(folds: dict[int, Path]) -> dict:
-    """Challenge year, kind and which folds finished, from the folds' job.json and scores.json."""
-    info = {"challenge": None, "kind": "classify", "finished": set()}
+    """Track, kind and which folds finished, from the folds' job.json and scores.json."""
+    info = {"track": None, "kind": "classify", "finished": set()}
     for k, path in folds.items():
         fold = FoldDir(path)
-        info["challenge"] = fold.recorded("challenge") or info["challenge"]  # None: the year is not logged
+        info["track"] = fold.track()
         info["kind"] = fold.recorded("kind") or info["kind"]
         if fold.finished:
             info["finished"].add(k)
@@ -173,10 +172,7 @@ def _valid_metric(logs: dict[int, dict], info: dict) -> tuple[str, str]:
     """The hotlog column to plot under the loss, and its axis label."""
     if not any("valid_score" in log for log in logs.values()):
         return "valid_loss", "validation loss"  # a pre-training job has no class scores
-    year = info["challenge"]
-    if year is None and any("valid_auroc" in log for log in logs.values()):
-        return "valid_score", "validation score\n(CinC 2020/2021 challenge metric)"  # 12-lead, year not logged
-    return "valid_score", f"validation score\n({track_for(year or LEGACY_CHALLENGE).metric_name})"
+    return "valid_score", f"validation score\n({info['track'].metric_name})"
 
 
 # ---- confusion matrix ----
@@ -204,7 +200,9 @@ def _single_figure(title: str, tables: dict, info: dict) -> Figure:
     matrix = sum(confusion_matrix(t.labels, t.outputs, len(classes)) for t in tables.values())
     f1 = f1_per_class(matrix)
     per_class = "F1 of the summed matrix: " + "  ".join(f"{c} {v:.3f}" for c, v in zip(classes, f1, strict=True))
-    official = f"   official (F1_N+F1_A+F1_O)/3 = {official_score(matrix):.3f}" if classes == CLASSES else ""
+    track = info["track"]
+    official = f"   {track.metric_name} = {official_score(matrix, classes, track.scored):.3f}" \
+        if tuple(classes) == tuple(track.class_names) else ""
     rows = matrix.sum(axis=1, keepdims=True)
     share = np.divide(matrix, rows, out=np.zeros(matrix.shape), where=rows > 0)
     fig = Figure(figsize=CONFUSION_SIZE, dpi=DPI, layout="constrained")
@@ -245,18 +243,22 @@ def _multilabel_figure(title: str, tables: dict, info: dict) -> Figure:
     ax.set_ylabel("class (positives in the test folds)")
     fig.colorbar(image, ax=ax, label="TP, FN: share of the positives;  FP: share of the negatives;  F1 (TN unshaded)")
     _title(fig, f"{title}: {len(labels)} records, per-class one-vs-rest counts and F1\n(multi-label: no single "
-           f"confusion matrix){_pooled_scores(labels, outputs, info, classes)}", 11)
+           f"confusion matrix){_pooled_scores(tables, info)}", 11)
     return fig
 
 
-def _pooled_scores(labels: np.ndarray, outputs: np.ndarray, info: dict, classes: tuple) -> str:
-    """Macro F1 and, when the classes are the year's scored ones, the challenge metric of the pooled folds."""
-    text = f"; macro F1 {challenge.f_measure(labels, outputs):.3f}"
-    year = info["challenge"]
-    scored = challenge.scored_classes(year) if year in challenge.YEARS else None
-    if scored is not None and scored.abbreviations == classes:
-        text += f", CinC {year} challenge metric {challenge.challenge_score(labels, outputs, scored):.3f}"
-    return text
+def _pooled_scores(tables: dict, info: dict) -> str:
+    """Macro F1 and the track's score of the pooled folds."""
+    pooled = Pooled(info["track"], next(iter(tables.values())).classes,
+                    tuple(r for t in tables.values() for r in t.records),
+                    np.concatenate([t.labels for t in tables.values()]),
+                    np.concatenate([t.outputs for t in tables.values()]),
+                    np.concatenate([t.probs for t in tables.values()]))
+    try:
+        point = point_metrics(pooled)
+    except ValueError:  # classes that are not the track's (a hand-made log): the macro F1 alone
+        return f"; macro F1 {challenge.f_measure(pooled.labels, pooled.outputs):.3f}"
+    return f"; macro F1 {point['f_measure']:.3f}, {info['track'].metric_name} {point['score']:.3f}"
 
 
 def _title(fig: Figure, text: str, fontsize: int) -> None:

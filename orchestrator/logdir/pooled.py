@@ -6,7 +6,7 @@ the folds of a job they cover the dataset once per cross-validation repeat, whic
 what the bootstrap intervals of `summarize` and the paired bootstrap of `compare`
 resample (ecgcore.metrics.bootstrap); `read_predictions` is the one reader of that file
 (the confusion plots use it too). `Design` is the part of a job that must be equal
-for two jobs to be compared on the same test records: challenge, dataset, split and folds.
+for two jobs to be compared on the same test records: track, dataset, split and folds.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from orchestrator.logdir.reader import PREDICTIONS, FoldDir, json_value
 class Design:
     """What two jobs must share to be compared fold by fold, record by record."""
 
-    challenge: int
+    track: str
     data_dir: str
     split: str
     folds: tuple[int, ...]
@@ -35,7 +35,7 @@ class Design:
     def differences(self, other: Design) -> list[str]:
         """Each way other differs, in words; [] when the two are comparable."""
         out = []
-        for name in ("challenge", "data_dir", "split", "folds"):
+        for name in ("track", "data_dir", "split", "folds"):
             mine, theirs = getattr(self, name), getattr(other, name)
             if name == "data_dir" and self.signature and other.signature:
                 # The same files may sit at two paths (two checkouts, a cluster mount): the signature decides.
@@ -55,7 +55,7 @@ def design(folds: list[FoldDir]) -> Design:
     last = folds[-1].scores()
     data_dir = str(last.get("data_dir"))
     signature = (last.get("provenance") or {}).get("data_signatures", {}).get(data_dir, "")
-    return Design(folds[-1].challenge, data_dir, str(last.get("split")), tuple(f.fold for f in folds), signature)
+    return Design(folds[-1].track_name, data_dir, str(last.get("split")), tuple(f.fold for f in folds), signature)
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,7 @@ class FoldPredictions:
     """One fold's predictions.csv: per row the record, its label(s), the prediction(s), the probabilities."""
 
     classes: tuple[str, ...]  # from the p_<class> columns (p_noise: "~")
-    multilabel: bool  # 12-lead: "labels" and "predictions" columns of space-separated class names
+    multilabel: bool  # "labels" and "predictions" columns of space-separated class names
     records: tuple[str, ...]
     labels: np.ndarray  # single label: (rows,) class index; multi-label: (rows, classes) bool
     outputs: np.ndarray  # the same for the prediction(s)
@@ -107,7 +107,7 @@ def pooled_predictions(folds: list[FoldDir]) -> Pooled:
         if table.classes != classes:
             raise ProjectError(f"{fold.file(PREDICTIONS)}: classes {', '.join(table.classes)}, but fold "
                                f"{folds[0].fold} has {', '.join(classes)}")
-    return Pooled(folds[-1].challenge, classes, tuple(r for t in tables for r in t.records),
+    return Pooled(folds[-1].track(), classes, tuple(r for t in tables for r in t.records),
                   np.concatenate([t.labels for t in tables]), np.concatenate([t.outputs for t in tables]),
                   np.concatenate([t.probs for t in tables]))
 

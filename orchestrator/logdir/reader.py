@@ -1,8 +1,8 @@
 """Reading the log folder: log/<architecture>/<job>/fold<k>/ (orchestrator.logdir.writer writes it).
 
 Every command that reads results goes through JobDir and FoldDir: the file
-names are declared here once, and so is the year of a run that predates the
-12-lead track (it recorded no challenge: CinC 2017). Reading imports neither
+names are declared here once, and so is the track of a run that predates
+tracks (it recorded a challenge year, or none: CinC 2017). Reading imports neither
 torch nor Ray, so `status` and `summarize` stay light; `write_json_atomic` is
 here too, for the commands that write a result beside the folds (ensemble.json,
 summary.json) without the fold writer's torch.
@@ -18,15 +18,14 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-JOB = "job.json"
-MODEL = "model.json"
-SCORES = "scores.json"
+from ecgcore.tracks import logged_track, logged_track_name
+from ecgcore.trained import BEST_MODEL, JOB, MODEL, SCORES  # noqa: F401 -- the log's names, declared with the artefact
+
 HOTLOG = "hotlog.csv"
 PREDICTIONS = "predictions.csv"
 VALIDATIONS = "validations.jsonl"
 ATTEMPT = "attempt.json"
 ERROR = "error.txt"
-BEST_MODEL = "best_model.pt"
 ENSEMBLE = "ensemble.json"  # in the job folder: the fold models together on the hold-out part
 SUMMARY = "summary.json"  # in the architecture folder: every job's cross-validation scores
 LOCK = ".lock"  # in the job folder while a submit writes it
@@ -35,8 +34,6 @@ MLFLOW_RUNS = "mlflow.json"  # in the job folder: its MLflow parent and fold run
 # What the scheduler gave a fold, in attempt.json and scores.json: Ray's GPU ids and the process's CUDA_VISIBLE_DEVICES.
 PLACEMENT_KEYS = ("gpu_ids", "cuda_visible_devices", "workers")  # "workers": a DDP fold's ranks
 
-# A run from before the 12-lead track has no "challenge" in its job.json and scores.json.
-LEGACY_CHALLENGE = 2017
 _FOLD = re.compile(r"^fold(\d+)$")
 
 
@@ -113,10 +110,13 @@ class FoldDir:
         return None
 
     @property
-    def challenge(self) -> int:
-        """The challenge the fold ran for; a run from before the 12-lead track recorded none: 2017."""
-        year = self.recorded("challenge")
-        return LEGACY_CHALLENGE if year is None else int(year)
+    def track_name(self) -> str:
+        """The track the fold ran on (ecgcore.tracks.logged_track_name)."""
+        return logged_track_name(self.recorded)
+
+    def track(self):
+        """The fold's track as the fold recorded it: its options and, once it finished, its classes."""
+        return logged_track(self.recorded)
 
     def validations(self) -> list[dict]:
         """Every validation row as written (validations.jsonl, typed values), in order; [] before the first."""

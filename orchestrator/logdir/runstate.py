@@ -21,6 +21,7 @@ from pathlib import Path
 from ecgcore.config.schema import to_plain
 from ecgcore.config.task import Task
 from ecgcore.errors import ProjectError
+from ecgcore.tracks import CHALLENGE_TRACKS
 from orchestrator.logdir.reader import LOCK, FoldDir, read_json_or_none
 
 
@@ -29,6 +30,12 @@ def config_hash(task: Task) -> str:
     plain = to_plain(task)
     for key in ("out_dir", "task_id", "log_en", "log_test_score"):
         plain.pop(key)
+    year = {track: year for year, track in CHALLENGE_TRACKS.items()}.get(plain["track"])
+    if year is not None and not plain["track_options"]:
+        # A challenge track's task is the one a fold of before tracks recorded with its year: same hash, so
+        # `submit --resume` keeps the folds those runs finished.
+        del plain["track"], plain["track_options"]
+        plain["challenge"] = year
     return hashlib.sha256(json.dumps(plain, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -47,7 +54,7 @@ def check_unchanged(task: Task) -> None:
         return
     changes = _differences(saved, to_plain(task.model), "$")
     if not changes and fold.finished and not finished(task):
-        changes = ["the job's settings (split, data, epochs, challenge or kind)"]
+        changes = ["the job's settings (split, data, epochs, track or kind)"]
     if changes:
         raise ProjectError(f"{task.task_id}: the model file {task.model_file!r} changed since this fold ran "
                            f"({'; '.join(changes[:5])}); resume would mix two configurations. Submit again "

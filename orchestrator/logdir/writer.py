@@ -32,7 +32,6 @@ import torch
 from ecgcore.config.schema import to_plain
 from ecgcore.config.task import Task
 from ecgcore.data.splits import repeat_of, split_repeats
-from ecgcore.tracks import track_for
 from ecgcore.training.loop import TrainingObserver, TrainResult
 from orchestrator.logdir.reader import (
     ATTEMPT,
@@ -56,7 +55,7 @@ _OUTPUTS = (JOB, MODEL, HOTLOG, VALIDATIONS, BEST_MODEL, PREDICTIONS, SCORES)
 def hotlog_columns(task: Task) -> list[str]:
     if task.kind == "pretrain":
         return ["epoch", "best_epoch", "train_loss", "valid_loss", "learning_rate", "elapsed_s"]
-    metrics = ("score", "auroc", "auprc") if track_for(task.challenge).multilabel else ("accuracy", "score")
+    metrics = task.open_track().hotlog_metrics
     parts = ("valid", "test") if task.log_test_score else ("valid",)
     return ["epoch", "best_epoch", "train_loss", *[f"{p}_{m}" for p in parts for m in metrics],
             "learning_rate", "elapsed_s"]
@@ -145,14 +144,15 @@ class FoldLog(TrainingObserver):
         os.replace(tmp, self.dir / BEST_MODEL)
 
     def finish(self, result: TrainResult) -> dict:
-        track = track_for(self.task.challenge)
+        track = self.task.open_track()
         if self.task.kind == "classify":
             write_predictions(self.dir / PREDICTIONS, track, result.predictions, result.thresholds)
         scores = {
             "task_id": self.task.task_id, "architecture": self.task.model.model_name,
             "job": self.task.job, "kind": self.task.kind, "model_file": self.task.model_file,
             "fold": self.task.fold, "split": self.task.split, **_repeat(self.task), "data_dir": self.task.data_dir,
-            "challenge": self.task.challenge, "classes": list(track.class_names),
+            "track": self.task.track, "track_options": track.options_json, "challenge": track.label,
+            "classes": list(track.class_names),
             **result.scores,
             "best_epoch": result.best_epoch, "epochs_run": result.epochs_run,
             "stopped_early": result.stop_reason == "early_stop", "stop_reason": result.stop_reason,

@@ -13,6 +13,7 @@ node.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ from ecgcore.data.pipeline import pipeline_for, split_of
 from ecgcore.errors import ProjectError
 from ecgcore.io.cache import dataset_signature, prepared_records, preprocessing_key, read_records
 from ecgcore.models.hybrid import part_models
-from ecgcore.tracks import Records, describe, track_for
+from ecgcore.records import Records
 
 # (job, fold) -> (job file, JSON path of that fold id), so that a fold the data lacks names the job file.
 FoldPaths = Mapping[tuple[str, int], tuple[str, str]]
@@ -49,7 +50,8 @@ def prepare_data(tasks: list[Task], cache_dir: Path, say: Callable[[str], None],
     for task, model_name, model in _models_to_prepare(tasks):
         if task.data_dir not in signatures:
             signatures[task.data_dir] = dataset_signature(task.data_dir)
-        key = preprocessing_key(task.challenge, task.data_dir, model, signatures[task.data_dir])
+        track = task.open_track()
+        key = preprocessing_key(_track_key(task, track), task.data_dir, model, signatures[task.data_dir])
         shared.key_of[part_id(task.task_id, model_name)] = key
         if key in shared.records:
             continue
@@ -57,9 +59,11 @@ def prepare_data(tasks: list[Task], cache_dir: Path, say: Callable[[str], None],
         cache_file = cache_dir / f"{key}.npz"
         how = "from the cache"
         if not cache_file.exists():
-            source = (task.challenge, task.data_dir)
+            source = (track, task.data_dir)
             if source not in raw:
-                raw[source] = track_for(task.challenge).read(task.data_dir)
+                raw[source] = track.read(task.data_dir)
+                for note in track.dataset_note(task.data_dir):
+                    say(f"dataset {task.data_dir}: {note}")
             how = "read and preprocessed"
             prepared_records(raw[source], pipeline_for(model, raw[source]), cache_file)
         # Read back in both cases: the trials get the same arrays, one buffer per dataset, cold or warm.
@@ -70,6 +74,15 @@ def prepare_data(tasks: list[Task], cache_dir: Path, say: Callable[[str], None],
             f"({cache_file.name})")
     check_splits(tasks, shared, say, fold_paths)
     return shared
+
+
+def _track_key(task: Task, track) -> dict:
+    """What of the track the prepared records depend on: its name, options and its labels file's state."""
+    try:
+        stamp = os.stat(track.labels_marker(task.data_dir)).st_mtime_ns
+    except OSError:
+        stamp = 0
+    return {"track": task.track, "options": task.track_options, "labels_mtime_ns": stamp}
 
 
 def part_id(task_id: str, part: str = "") -> str:
@@ -90,14 +103,17 @@ def check_splits(tasks: list[Task], shared: SharedData, say: Callable[[str], Non
     """Settle every split (written beside the dataset when it may be) and check every fold id."""
     splits = {}
     for task in tasks:
-        key = (task.challenge, task.data_dir, task.split)
+        track = task.open_track()
+        key = (track, task.data_dir, task.split)
         if key not in splits:
             records = shared.records[shared.key_of[task.task_id]]
-            _, splits[key] = split_of(records, task.challenge, task.split, persist=True)
+            _, splits[key] = split_of(records, track, task.split, persist=True)
             sources = splits[key].properties.get("test sources")
             by_source = f" (test sources by fold: {', '.join(sources)})" if sources else ""
-            say(f"dataset {task.data_dir} (CinC {task.challenge}): {describe(records, track_for(task.challenge))}; "
+            say(f"dataset {task.data_dir} ({track.title}): {track.describe(records)}; "
                 f"{task.split} with {len(splits[key].folds)} folds{by_source}")
+            if "leakage" in splits[key].properties:
+                say(f"warning: dataset {task.data_dir}: {splits[key].properties['leakage']}")
         n_folds = len(splits[key].folds)
         if task.fold >= n_folds:
             message = (f"split {task.split} of {task.data_dir} has {n_folds} folds (0..{n_folds - 1}), "

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import math
 import os.path
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import PurePath
 
 from ecgcore.config.model import ModelConfig
 from ecgcore.config.task import Task
 from ecgcore.errors import ProjectError
+from ecgcore.tracks import track_class
 from orchestrator.config.jobs import NamedJob
 from orchestrator.config.settings import Settings
 from orchestrator.logdir.reader import BEST_MODEL
@@ -72,12 +73,19 @@ def _task(job: NamedJob, fold: int, model: ModelConfig, log_dir: PurePath, root:
         log_en=job.config.log_en,
         log_test_score=job.config.log_test_score,
         threads=max(1, math.floor(_cpus(job, overrides))),
-        challenge=job.config.challenge,
+        track=job.config.track,
+        track_options=_absolute_paths(job.config.track, job.config.track_options, root),
         kind=job.config.kind,
         init_checkpoint=None if model.init_from is None else
         os.path.normpath(root / log_dir / model.init_from / f"fold{fold}" / BEST_MODEL),
         time_limit_s=overrides.time_limit_s,
     )
+
+
+def _absolute_paths(track: str, options: dict, root: PurePath) -> dict:
+    """The track options with the files they name (a labels CSV) made absolute: trials run in other folders."""
+    paths = {f.name for f in fields(track_class(track).Options) if f.metadata.get("path")}
+    return {k: os.path.normpath(root / v) if k in paths and v is not None else v for k, v in options.items()}
 
 
 def resources(job: NamedJob, overrides: Overrides, cluster_gpus: float) -> dict[str, float]:

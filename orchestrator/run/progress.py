@@ -55,9 +55,9 @@ class ProgressView:
         if row.epoch and result.get("elapsed_s"):
             row.seconds_per_epoch = float(result["elapsed_s"]) / row.epoch
         if "valid_score" in result:
-            test = f" test {result['test_score']:.3f}" if result.get("test_score") is not None else ""
+            test = f" test {_score(result['test_score'])}" if "test_score" in result else ""
             self._line(f"[valid] {task_id} epoch {row.epoch}: loss {result['train_loss']:.3f} "
-                       f"valid {result['valid_score']:.3f}{test} (best epoch {result['best_epoch']})")
+                       f"valid {_score(result['valid_score'])}{test} (best epoch {result['best_epoch']})")
         elif "valid_loss" in result:
             self._line(f"[valid] {task_id} epoch {row.epoch}: loss {result['train_loss']:.4f} "
                        f"valid loss {result['valid_loss']:.4f} (best epoch {result['best_epoch']})")
@@ -66,7 +66,7 @@ class ProgressView:
         row = self.rows.setdefault(task_id, TaskRow())
         row.state = "done" if last.get("fold_done") else "stopped"
         if last.get("final_test_score") is not None:
-            row.note = f"test {last['final_test_score']:.3f}"
+            row.note = f"test {_score(last['final_test_score'])}"
         self._line(f"[{'done ' if row.state == 'done' else 'stop '}] {task_id} {row.note}".rstrip())
 
     def error(self, task_id: str, where: str) -> None:
@@ -117,3 +117,8 @@ def _duration(seconds: float | None) -> str:
     seconds = int(seconds)
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}" if seconds >= 3600 else \
         f"{seconds // 60}:{seconds % 60:02d}"
+
+
+def _score(value) -> str:
+    """A validation or test score; n/a where it is undefined (a multi-label part without a class of two values)."""
+    return "n/a" if value is None or value != value else f"{value:.3f}"

@@ -170,6 +170,12 @@ def prepared(spec: dict, shared: dict | None):
 
 def _final(task: Task, scores: dict) -> dict:
     if task.kind == "classify":
-        return {"final_test_score": scores["test"]["score"], "final_valid_score": scores["valid"]["score"],
-                "valid_score": scores["valid"]["score"]}
+        test, valid = (_number(scores[part]["score"]) for part in ("test", "valid"))
+        return {"final_test_score": test, "final_valid_score": valid, "valid_score": valid}
     return {"final_valid_loss": scores["valid"]["loss"]}
+
+
+def _number(score) -> float:
+    """A score for Tune and the progress lines: NaN where it is undefined (None in scores.json), so a pre-training
+    fold (no score at all) stays told apart."""
+    return float("nan") if score is None else score

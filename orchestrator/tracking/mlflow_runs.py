@@ -4,7 +4,7 @@ Logged from the driver, never from the trials: trials may run on nodes with
 no route to the tracking server, and the fold folder stays the source of
 truth. `MlflowTracker` is told of trial events (orchestrator/run/tracking.py
 forwards Tune's) and reads everything else from the log folder:
-  parent run  tags job_file, job, architecture, split, challenge, kind,
+  parent run  tags job_file, job, architecture, split, track, kind,
               model_file, job_dir, git_commit (and MLflow's own
               mlflow.source.git.commit); a search variant also search (the job
               in the job file: its variants are sibling parents with one tag)
@@ -18,7 +18,7 @@ forwards Tune's) and reads everything else from the log folder:
               validations.jsonl has that was not reported (each epoch once,
               so a retried trial re-reporting rows adds nothing); the final
               scores (final_test_score, final_test_f1_N, ...), the thresholds
-              of 12-lead jobs (threshold_<class>); artifacts hotlog.csv,
+              of multi-label jobs (threshold_<class>); artifacts hotlog.csv,
               scores.json, predictions.csv and any PNG of the fold folder; a
               failed fold: FAILED with its error.txt.
 The run ids are kept in log/<arch>/<job>/mlflow.json. `resume` continues those
@@ -88,7 +88,7 @@ def final_metrics(scores: dict) -> dict[str, float]:
 
 
 def threshold_metrics(scores: dict) -> dict[str, float]:
-    """The 12-lead decision thresholds tuned on the validation fold: threshold_<class>."""
+    """A multi-label track's decision thresholds, tuned on the validation fold: threshold_<class>."""
     return {f"threshold_{metric_name(c)}": v for c, v in (scores.get("thresholds") or {}).items() if number(v)}
 
 
@@ -144,7 +144,7 @@ def tracked_jobs(jobs, tasks, overrides, provenance: dict) -> list[TrackedJob]:
             continue
         first, job_dir = mine[0], Path(mine[0].out_dir).parent
         tags = {"job_file": str(Path(job.file).resolve()), "job": job.name, "architecture": first.model.model_name,
-                "split": first.split, "challenge": str(first.challenge), "kind": first.kind,
+                "split": first.split, "track": first.track, "kind": first.kind,
                 "model_file": first.model_file, "job_dir": str(job_dir)}
         if provenance.get("git_commit"):
             tags.update({"git_commit": provenance["git_commit"], "mlflow.source.git.commit": provenance["git_commit"]})

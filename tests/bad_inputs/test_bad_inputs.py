@@ -22,6 +22,7 @@ import pytest
 
 from orchestrator.cli import main
 from orchestrator.config.jobs import load_jobs, parse_model
+from tests.bad_inputs import cases_tracks  # noqa: F401 -- registers the tracks' cases in GENERATED
 from tests.bad_inputs.cases import CASES, GENERATED, SHARED_MODELS, Case, Env, argv, copy_data
 from tests.conftest import ROOT, write_json
 

@@ -18,7 +18,7 @@ from ecgcore.data.pipeline import pipeline_for, prepare_records
 from ecgcore.export.graph import ProbabilityGraph, graph_inputs
 from ecgcore.export.onnx import TOLERANCE, check, export_onnx, onnx_probabilities
 from ecgcore.models import create_model
-from ecgcore.tracks import track_for
+from ecgcore.tracks import CHALLENGE_TRACKS, open_track
 from ecgcore.training.loop import predict_proba
 from orchestrator.commands.export import check_records
 from tests.conftest import ROOT
@@ -47,7 +47,7 @@ ODD_LENGTHS = (203, 256, 517, 770, 1023, 1029, 1794, 2565)
 
 def export_and_compare(cfg, data_dir, challenge: int, tmp_path, n_nets: int = 1) -> Compared:
     """Export n_nets networks of cfg (their mean) and compare onnxruntime with predict_proba on real records."""
-    track = track_for(challenge)
+    track = open_track(CHALLENGE_TRACKS[challenge])
     records = check_records(data_dir, track)
     pipeline = pipeline_for(cfg, records)
     torch.manual_seed(0)

@@ -47,7 +47,7 @@ def test_boosted_trees_round_trip_through_a_weights_only_state_dict(tmp_path):
 
 def test_record_weights_are_class_weight_times_oversampling_copies():
     labels = np.array([0] * 60 + [1] * 9 + [2] * 28 + [3] * 3)
-    weights = class_weights(labels, 0.5)
+    weights = class_weights(labels, 0.5, 4)
     w = record_weights(labels, weights, 0.2)
     expected = (weights * oversampling_copies(labels, 0.2))[labels]
     np.testing.assert_allclose(w, expected / expected.mean())

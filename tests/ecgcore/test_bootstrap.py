@@ -18,10 +18,13 @@ from ecgcore.metrics.bootstrap import (
     stratified_counts,
 )
 from ecgcore.metrics.cinc2017 import score_report
+from ecgcore.tracks import open_track
 from tests.conftest import SHARED
 
 C21 = ch.scored_classes(2021)
 MAIN_12 = ("score", "auroc", "auprc", "f_measure", "accuracy")
+
+T17, T21 = open_track("cinc2017"), open_track("cinc2021")
 
 
 def noisy(labels, rng, error, n_classes=4):
@@ -36,7 +39,7 @@ def pool_2017(n_records, repeats=2, seed=0, error=0.3, labels=None, prefix="R"):
         labels = rng.choice(4, size=n_records, p=[0.6, 0.1, 0.25, 0.05])
     labels = np.tile(labels, repeats)
     records = tuple(f"{prefix}{i:05d}" for i in range(n_records)) * repeats
-    return Pooled(2017, CLASSES, records, labels, noisy(labels, rng, error))
+    return Pooled(T17, CLASSES, records, labels, noisy(labels, rng, error))
 
 
 def pool_12(n_records, repeats=2, seed=0, rare_positive=None):
@@ -52,7 +55,7 @@ def pool_12(n_records, repeats=2, seed=0, rare_positive=None):
     noise = rng.random(labels.shape)
     probs = np.round(np.where(labels, 0.25 + 0.75 * noise, 0.5 * noise ** 4), 1)  # mostly right, some misses
     records = tuple(f"S{i:05d}" for i in range(n_records)) * repeats
-    return Pooled(2021, C21.names, records, labels, probs >= 0.5, probs)
+    return Pooled(T21, C21.names, records, labels, probs >= 0.5, probs)
 
 
 def expected_12(labels, outputs, probs):
@@ -123,7 +126,7 @@ def test_point_metrics_equal_existing_functions():
 def test_12lead_classes_must_be_the_scored_classes():
     pool = pool_12(10, seed=0)
     with pytest.raises(ValueError, match="scored classes"):
-        point_metrics(Pooled(2021, pool.classes[::-1], pool.records, pool.labels, pool.outputs, pool.probs))
+        point_metrics(Pooled(T21, pool.classes[::-1], pool.records, pool.labels, pool.outputs, pool.probs))
 
 
 @pytest.mark.parametrize("make", [lambda: pool_2017(150, seed=9), lambda: pool_12(150, seed=10)])
@@ -131,7 +134,7 @@ def test_intervals_contain_the_point(make):
     pool = make()
     intervals = bootstrap_intervals(pool, n_resamples=300, seed=0)
     assert set(intervals) == set(point_metrics(pool))
-    for name in ("score", "accuracy") + (MAIN_12[1:4] if pool.challenge != 2017 else ()):
+    for name in ("score", "accuracy") + (MAIN_12[1:4] if pool.track is not T17 else ()):
         iv = intervals[name]
         assert iv.low <= iv.point <= iv.high and iv.low < iv.high, name
 
@@ -139,7 +142,7 @@ def test_intervals_contain_the_point(make):
 def test_interval_narrows_with_more_records():
     labels = np.repeat(np.arange(4), [60, 10, 25, 5])
     small = pool_2017(100, repeats=1, labels=labels, seed=11)
-    big = Pooled(2017, CLASSES, tuple(f"{r}_{k}" for k in range(4) for r in small.records),
+    big = Pooled(T17, CLASSES, tuple(f"{r}_{k}" for k in range(4) for r in small.records),
                  np.tile(small.labels, 4), np.tile(small.outputs, 4))
     s, b = bootstrap_intervals(small, 400, seed=1), bootstrap_intervals(big, 400, seed=1)
     for name in ("score", "accuracy"):
@@ -190,7 +193,7 @@ def test_record_with_different_labels_across_repeats_raises():
     labels = pool.labels.copy()
     labels[10] = (labels[10] + 1) % 4
     with pytest.raises(ValueError, match="different labels"):
-        bootstrap_intervals(Pooled(2017, CLASSES, pool.records, labels, pool.outputs), 10)
+        bootstrap_intervals(Pooled(T17, CLASSES, pool.records, labels, pool.outputs), 10)
 
 
 @pytest.mark.parametrize("make", [lambda: pool_2017(80, seed=14), lambda: pool_12(80, seed=15)])
@@ -199,7 +202,7 @@ def test_paired_with_itself_is_exactly_zero(make):
     # Rows in another order, each record's repeats still in the same order (rows pair by occurrence).
     rng, n = np.random.default_rng(0), len(set(pool.records))
     order = np.concatenate([r * n + rng.permutation(n) for r in range(len(pool.records) // n)])
-    shuffled = Pooled(pool.challenge, pool.classes, tuple(np.array(pool.records)[order]), pool.labels[order],
+    shuffled = Pooled(pool.track, pool.classes, tuple(np.array(pool.records)[order]), pool.labels[order],
                       pool.outputs[order], None if pool.probs is None else pool.probs[order])
     for name, iv in paired_bootstrap(pool, shuffled, 200, seed=0).items():
         if not np.isnan(iv.point):
@@ -208,7 +211,7 @@ def test_paired_with_itself_is_exactly_zero(make):
 
 def test_paired_point_is_the_difference_and_a_better_model_is_above_zero():
     a = pool_2017(120, seed=16, error=0.4)
-    b = Pooled(2017, CLASSES, a.records, a.labels, a.labels.copy())  # right on every record
+    b = Pooled(T17, CLASSES, a.records, a.labels, a.labels.copy())  # right on every record
     delta = paired_bootstrap(a, b, 300, seed=0)
     pa, pb = point_metrics(a), point_metrics(b)
     for name, iv in delta.items():
@@ -218,11 +221,11 @@ def test_paired_point_is_the_difference_and_a_better_model_is_above_zero():
 
 def test_paired_mismatched_records_raise():
     a = pool_2017(20, seed=17)
-    b = Pooled(2017, CLASSES, ("X99999",) + a.records[1:], a.labels, a.outputs)
+    b = Pooled(T17, CLASSES, ("X99999",) + a.records[1:], a.labels, a.outputs)
     with pytest.raises(ValueError, match="different records: 1 only in A, 1 only in B, e.g. R00000"):
         paired_bootstrap(a, b, 10)
     with pytest.raises(ValueError, match="different records: 1 only in A, 0 only in B"):
-        paired_bootstrap(a, Pooled(2017, CLASSES, a.records[:-1], a.labels[:-1], a.outputs[:-1]), 10)
+        paired_bootstrap(a, Pooled(T17, CLASSES, a.records[:-1], a.labels[:-1], a.outputs[:-1]), 10)
 
 
 def test_real_2017_sample_interval():
@@ -233,7 +236,7 @@ def test_real_2017_sample_interval():
     names = tuple(r[0].strip() for r in rows)
     labels = np.array([CLASSES.index(r[1].strip()) for r in rows])
     rng = np.random.default_rng(2017)  # a fixed noisy rule, two CV repeats
-    pool = Pooled(2017, CLASSES, names * 2, np.tile(labels, 2),
+    pool = Pooled(T17, CLASSES, names * 2, np.tile(labels, 2),
                   np.concatenate([noisy(labels, rng, 0.25), noisy(labels, rng, 0.25)]))
     iv = bootstrap_intervals(pool, 500, seed=0)["score"]
     assert iv.low <= iv.point <= iv.high

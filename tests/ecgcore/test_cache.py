@@ -7,12 +7,12 @@ import numpy as np
 from ecgcore.config.modelfile import parse_model
 from ecgcore.data.pipeline import pipeline_for
 from ecgcore.io.cache import dataset_signature, prepared_records, preprocessing_key, read_records
-from ecgcore.tracks import track_for
+from ecgcore.tracks import open_track
 from tests.conftest import tiny_signal_model
 
 
 def test_prepared_records_round_trip_exactly(synth_dir, tmp_path):
-    records = track_for(2017).read(str(synth_dir))
+    records = open_track("cinc2017").read(str(synth_dir))
     model = parse_model(tiny_signal_model(preprocessing={"fs": 100, "standardize": True}), "m.json")
     built = prepared_records(records, pipeline_for(model, records), tmp_path / "c.npz")
     again = read_records(tmp_path / "c.npz")
@@ -29,9 +29,10 @@ def test_the_key_follows_the_records_and_the_options(synth_dir, tmp_path):
     same_options = parse_model(tiny_signal_model(preprocessing={"fs": 100},
                                                  training_parameters={"learning_rate": 0.1}), "m.json")
     sig = dataset_signature(str(synth_dir))
-    key = preprocessing_key(2017, str(synth_dir), base, sig)
-    assert key == preprocessing_key(2017, str(synth_dir), same_options, sig)  # training options do not matter
-    assert key != preprocessing_key(2017, str(synth_dir), other, sig)
+    track = {"track": "cinc2017"}
+    key = preprocessing_key(track, str(synth_dir), base, sig)
+    assert key == preprocessing_key(track, str(synth_dir), same_options, sig)  # training options do not matter
+    assert key != preprocessing_key(track, str(synth_dir), other, sig)
     copy = tmp_path / "data"
     copy.mkdir()
     for f in synth_dir.iterdir():

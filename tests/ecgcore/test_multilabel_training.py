@@ -60,10 +60,10 @@ def test_lead_subset_trains_a_two_lead_model(synth12_dir, tmp_path):
 
 def test_validation_thresholds_score_the_test_fold(synth12_dir, tmp_path):
     """The test score uses the validation fold's thresholds, recomputable from the saved predictions."""
-    from ecgcore.tracks import track_for
+    from ecgcore.tracks import open_track
 
     result = train_task(task12(synth12_dir, tmp_path))
-    track = track_for(2021)
+    track = open_track("cinc2021")
     again = track.report(result.predictions["targets"], result.predictions["probs"], result.thresholds)
     assert again["score"] == pytest.approx(result.scores["test"]["score"])
 

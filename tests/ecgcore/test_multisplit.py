@@ -8,7 +8,7 @@ import pytest
 from ecgcore.data.multisplit import generate_multilabel_split, iterative_stratification, leave_source_out
 from ecgcore.errors import DataError
 from ecgcore.io.cinc2020 import source_of
-from ecgcore.tracks import MultiLabel
+from ecgcore.tracks import open_track
 
 
 def _labels(n=600, seed=0):
@@ -60,12 +60,12 @@ NAMES = ["split_5_6_14", "split_5_6_14_holdout", "sources_6_14"]
 
 @pytest.fixture(scope="module")
 def sample12(sample2020):
-    return MultiLabel(2021).read(str(sample2020), warn=False)
+    return open_track("cinc2021").read(str(sample2020), warn=False)
 
 
 @pytest.fixture(scope="module")
 def synth12(synth12_dir):
-    return MultiLabel(2021).read(str(synth12_dir), warn=False)
+    return open_track("cinc2021").read(str(synth12_dir), warn=False)
 
 
 @pytest.fixture(params=["sample12", "synth12"])

@@ -20,7 +20,7 @@ from ecgcore.data.splits import load_split, resolve_split, write_split
 from ecgcore.errors import DataError
 from ecgcore.io.cinc2020 import parse_header
 from ecgcore.io.synth12 import write_synthetic_12lead
-from ecgcore.tracks import MultiLabel, describe, track_for
+from ecgcore.tracks import open_track
 from orchestrator.cli import main
 from tests.conftest import tiny_signal_model, write_json
 
@@ -56,7 +56,7 @@ def dataset(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def records(dataset):
-    return MultiLabel(2021).read(str(dataset), warn=False)
+    return open_track("cinc2021").read(str(dataset), warn=False)
 
 
 def _row(records, name: str) -> int:
@@ -67,7 +67,7 @@ def _row(records, name: str) -> int:
 
 
 def test_targets_are_the_scored_classes_of_dx(dataset, records):
-    track = MultiLabel(2021)
+    track = open_track("cinc2021")
     assert records.targets.shape == (N_RECORDS, 26) and records.targets.dtype == bool
     assert track.classes.index_of("55827005") is None
     unscored_only = 0
@@ -95,7 +95,7 @@ def test_sources_rates_and_leads_per_record(records):
 
 
 def test_describe_counts_sources_and_labels(records):
-    line = describe(records, MultiLabel(2021))
+    line = open_track("cinc2021").describe(records)
     assert line.startswith(f"{N_RECORDS} records (")
     for source, n in Counter(records.sources).items():
         assert f"{source} {n}" in line
@@ -107,7 +107,7 @@ def test_describe_counts_sources_and_labels(records):
 
 @pytest.mark.parametrize("name", ["sources_6_14", "split_5_6_14_holdout"])
 def test_split_files_round_trip_with_record_names(records, tmp_path, name):
-    split = MultiLabel(2021).split(records, name)[1]
+    split = open_track("cinc2021").split(records, name)[1]
     directory = tmp_path / "splits" / name
     write_split(split, directory)
     stored = json.loads((directory / "test0.json").read_text())
@@ -122,7 +122,7 @@ def test_split_files_round_trip_with_record_names(records, tmp_path, name):
 
 @pytest.mark.parametrize("stranger", ["X99999", 1])
 def test_stored_split_naming_an_unknown_record_is_refused(records, tmp_path, stranger):
-    split = MultiLabel(2021).split(records, "split_5_6_14")[1]
+    split = open_track("cinc2021").split(records, "split_5_6_14")[1]
     directory = tmp_path / "splits" / "split_5_6_14"
     write_split(split, directory)
     ids = [stranger] if isinstance(stranger, int) else [*split.folds[1].valid, stranger]
@@ -132,7 +132,7 @@ def test_stored_split_naming_an_unknown_record_is_refused(records, tmp_path, str
 
 
 def test_persisted_split_is_written_once_and_read_back(dataset, records):
-    track = MultiLabel(2021)
+    track = open_track("cinc2021")
     _, first = track.split(records, "split_3_3_7", persist=True)
     stored = json.loads((dataset / "splits" / "split_3_3_7" / "test2.json").read_text())
     assert stored == list(first.folds[2].test) and all(isinstance(n, str) for n in stored)
@@ -141,16 +141,16 @@ def test_persisted_split_is_written_once_and_read_back(dataset, records):
 
 def test_single_label_track_refuses_leave_source_out(records):
     with pytest.raises(DataError, match="leave-source-out"):
-        track_for(2017).split(records, "sources_6_14")
-    with pytest.raises(DataError, match="no track for challenge 2019"):
-        track_for(2019)
+        open_track("cinc2017").split(records, "sources_6_14")
+    with pytest.raises(DataError, match="unknown track 'cinc2019'"):
+        open_track("cinc2019")
 
 
 # Report, tune, strata
 
 
 def test_report_of_perfect_probabilities(records):
-    track = MultiLabel(2021)
+    track = open_track("cinc2021")
     report = track.report(records.targets, records.targets.astype(float))
     assert report["score"] == report["challenge_metric"] == pytest.approx(1.0)
     for key in ("auroc", "auprc", "f_measure", "accuracy"):
@@ -162,21 +162,21 @@ def test_report_of_perfect_probabilities(records):
 
 
 def test_f1_of_a_class_predicted_but_absent_is_zero(records):
-    track = MultiLabel(2021)
+    track = open_track("cinc2021")
     probs = records.targets.astype(float)
     probs[0, track.class_names.index("AFL")] = 0.9
     assert track.report(records.targets, probs)["f1"]["AFL"] == 0.0
 
 
 def test_always_sinus_scores_zero(records):
-    track = MultiLabel(2021)
+    track = open_track("cinc2021")
     probs = np.zeros(records.targets.shape)
     probs[:, track.classes.sinus] = 1.0
     assert track.report(records.targets, probs)["score"] == pytest.approx(0.0, abs=1e-12)
 
 
 def test_2020_report_adds_f_beta_and_g_beta(dataset):
-    track = MultiLabel(2020)
+    track = open_track("cinc2020")
     targets = track.read(str(dataset), warn=False).targets
     assert targets.shape == (N_RECORDS, 24)
     report = track.report(targets, targets.astype(float))
@@ -185,7 +185,7 @@ def test_2020_report_adds_f_beta_and_g_beta(dataset):
 
 
 def test_tuned_thresholds_beat_one_half_where_it_is_wrong(records):
-    track = MultiLabel(2021)
+    track = open_track("cinc2021")
     rng = np.random.default_rng(0)
     targets = records.targets
     probs = np.where(targets, 0.3 + 0.15 * rng.random(targets.shape), 0.35 * rng.random(targets.shape))
@@ -195,7 +195,7 @@ def test_tuned_thresholds_beat_one_half_where_it_is_wrong(records):
 
 
 def test_tuned_thresholds_never_worse_than_one_half(records):
-    track = MultiLabel(2021)
+    track = open_track("cinc2021")
     probs = np.random.default_rng(1).random(records.targets.shape)
     thresholds = track.tune(records.targets, probs)
     assert np.all((thresholds > 0) & (thresholds < 1))
@@ -206,7 +206,7 @@ def test_tuned_thresholds_never_worse_than_one_half(records):
 def test_strata_is_the_rarest_label_of_each_record():
     targets = np.array([[1, 1, 0], [1, 0, 1], [1, 0, 0], [0, 0, 0], [0, 0, 1]], dtype=bool)
     # Positives per class: 3, 1, 2.
-    assert MultiLabel(2021).strata(targets).tolist() == [1, 2, 0, 3, 2]
+    assert open_track("cinc2021").strata(targets).tolist() == [1, 2, 0, 3, 2]
 
 
 # Lead subsets and rates in the pipeline
@@ -262,10 +262,10 @@ def test_load_fold_of_a_leave_source_out_split(dataset, records):
     model = parse_model(tiny_signal_model(preprocessing={"fs": 100, "leads": ["I", "II"]}), "m.json")
     task = Task(task_id="GlobalSkipNet/a/fold1", job="a", fold=1, model_file="m", model=model,
                 data_dir=str(dataset), split="sources_6_14", out_dir=str(dataset / "unused"), max_epochs=1,
-                log_en=False, log_test_score=False, threads=1, challenge=2021, kind="classify",
+                log_en=False, log_test_score=False, threads=1, track="cinc2021", track_options={}, kind="classify",
                 init_checkpoint=None, time_limit_s=None)
     fold = load_fold(task)
-    source = MultiLabel(2021).split(records, "sources_6_14")[1].properties["test sources"][1]
+    source = open_track("cinc2021").split(records, "sources_6_14")[1].properties["test sources"][1]
     assert fold.test.sources and set(fold.test.sources) == {source}
     assert source not in set(fold.train.sources) | set(fold.valid.sources)
     assert len(fold.train) + len(fold.valid) + len(fold.test) == N_RECORDS
@@ -287,9 +287,9 @@ def _submit(tmp_path: Path, job: dict, model: dict) -> int:
 
 @pytest.mark.parametrize("job, model, file, path, words", [
     ({"challenge": 2021}, {"loss_function_parameters": {"loss": "cross_entropy"}}, "jobs/job.json", "$.a.model",
-     "'cross_entropy', which does not fit challenge 2021"),
+     "'cross_entropy', which does not fit track cinc2021"),
     ({"challenge": 2017}, {"loss_function_parameters": {"loss": "bce"}}, "jobs/job.json", "$.a.model",
-     "'bce', which does not fit challenge 2017"),
+     "'bce', which does not fit track cinc2017"),
     ({"challenge": 2017}, {"preprocessing": {"leads": ["I", "II"]}}, "jobs/job.json", "$.a.model",
      "selects leads"),
     ({"challenge": 2021}, {"preprocessing": {"leads": ["I", "V7"]}}, "models/tiny.json",
@@ -326,8 +326,8 @@ def test_split_command_leave_source_out_on_the_sample(sample2020, tmp_path, caps
     for k, source in enumerate(sources):
         names = json.loads((out / f"test{k}.json").read_text())
         assert names and all(isinstance(n, str) and re.match(rf"{prefixes[source]}\d", n) for n in names)
-    records = MultiLabel(2021).read(str(sample2020), warn=False)
-    assert load_split(out).folds == MultiLabel(2021).split(records, "sources_6_14")[1].folds
+    records = open_track("cinc2021").read(str(sample2020), warn=False)
+    assert load_split(out).folds == open_track("cinc2021").split(records, "sources_6_14")[1].folds
     assert "sources_6_14: 4 folds" in capsys.readouterr().out
 
 
@@ -351,7 +351,7 @@ def test_synth_command_writes_readable_12lead_records(tmp_path, capsys):
     assert main(["data", "synth", "--challenge", "2021", "--out", str(out), "--records", "12"]) == 0
     heas, mats = sorted(p.stem for p in out.glob("*.hea")), sorted(p.stem for p in out.glob("*.mat"))
     assert len(heas) == 12 and heas == mats
-    records = MultiLabel(2021).read(str(out), warn=False)
+    records = open_track("cinc2021").read(str(out), warn=False)
     assert records.targets.shape == (12, 26) and set(Counter(records.sources).values()) == {3}
     assert "12 synthetic records" in capsys.readouterr().out
 
@@ -360,4 +360,4 @@ def test_a_record_name_twice_in_one_dataset_is_refused(tmp_path):
     write_synthetic_12lead(tmp_path / "a", 4, seed=0)
     write_synthetic_12lead(tmp_path / "b", 4, seed=0)
     with pytest.raises(DataError, match=r"[ab]/A00001.hea: record A00001 is also at .*[ab]/A00001.hea"):
-        track_for(2021).read(str(tmp_path))
+        open_track("cinc2021").read(str(tmp_path))

@@ -5,6 +5,7 @@ import pytest
 
 from ecgcore.config.modelfile import parse_model
 from ecgcore.config.task import Task
+from ecgcore.tracks import CHALLENGE_TRACKS
 from ecgcore.training.loop import TrainingObserver, epoch_batches
 from ecgcore.training.train import class_weights, train_task
 from tests.conftest import tiny_model
@@ -12,7 +13,7 @@ from tests.conftest import tiny_model
 
 def test_class_weights_formula():
     labels = np.array([0] * 60 + [1] * 10 + [2] * 25 + [3] * 5)
-    w = class_weights(labels, 0.2)
+    w = class_weights(labels, 0.2, 4)
     assert w == pytest.approx([0.8 + 0.2 * 100 / 60, 0.8 + 0.2 * 10, 0.8 + 0.2 * 4, 0.8 + 0.2 * 20])
 
 
@@ -45,7 +46,8 @@ def make_task(data_dir, tmp_path, model_file: dict, kind="classify", init=None, 
     return Task(task_id=f"{model.model_name}/t/fold{fold}", job="t", fold=fold, model_file="tiny", model=model,
                 data_dir=str(data_dir), split=split, out_dir=str(tmp_path),
                 max_epochs=model.training_parameters.max_epochs, log_en=False, log_test_score=True,
-                threads=1, challenge=challenge, kind=kind, init_checkpoint=init, time_limit_s=time_limit)
+                threads=1, track=CHALLENGE_TRACKS[challenge], track_options={}, kind=kind, init_checkpoint=init,
+                time_limit_s=time_limit)
 
 
 def _task(synth_dir, tmp_path, **training):

@@ -10,11 +10,12 @@ import torch
 
 from ecgcore.data.preprocess import lead_spectrograms
 from ecgcore.export.onnx import TOLERANCE
-from ecgcore.tracks import track_for
+from ecgcore.tracks import open_track
+from ecgcore.trained import ensemble
 from ecgcore.training.train import train_task
 from orchestrator.cli import main
 from orchestrator.commands import export as export_command
-from orchestrator.commands.predict import ensemble_probabilities, fold_dirs
+from orchestrator.commands.predict import trained_folds
 from orchestrator.commands.summarize import job_summary
 from orchestrator.logdir.reader import JobDir
 from orchestrator.logdir.writer import FoldLog
@@ -60,14 +61,14 @@ def test_a_job_exports_as_one_graph_that_answers_as_predict(job, sample2017, tmp
     # Records the check never saw, run as the README says: the log spectrogram of the record as it is.
     import onnxruntime
 
-    track = track_for(2017)
+    track = open_track("cinc2017")
     (tmp_path / "unseen").mkdir()
     unseen = track.read_unlabelled(str(linked_records(sample2017, tmp_path / "unseen", 70)))
     unseen = unseen.take(range(60, 70))
     session = onnxruntime.InferenceSession(str(out / "model.onnx"))
     got = np.concatenate([session.run(None, {"spectrogram": lead_spectrograms(s[None], 300.0, 64, 32)[None]})[0]
                           for s in unseen.signals])
-    expected, _ = ensemble_probabilities(fold_dirs(job), unseen, track)
+    expected, _ = ensemble(trained_folds(job), unseen)
     np.testing.assert_allclose(got, expected, atol=TOLERANCE)
 
 

@@ -4,9 +4,9 @@ import json
 
 import pytest
 
+from ecgcore.io.answers import write_output_file
 from ecgcore.metrics.challenge import scored_classes
 from orchestrator.cli import main
-from orchestrator.commands.score import write_output_file
 from tests.ecgcore.test_reader_cinc2020 import SAMPLE
 
 AF, AFL, SR, IAVB = "164889003", "164890007", "426783006", "270492004"
