@@ -132,3 +132,27 @@ def check_lead(x: np.ndarray, fs: float, where: str, report: Report) -> None:
     if runs[longest] >= FLAT_SECONDS * fs:
         report.note("long flat segment", f"{where}: {runs[longest] / fs:.1f} s of identical samples "
                                          f"({float(x[bounds[longest]]):g} mV) from {bounds[longest] / fs:.1f} s")
+
+
+def check_wfdb_records(headers, report: Report, rate: float | None = None) -> None:
+    """Each WFDB record (its .hea path) read as the WFDB readers read it and its signal checked; with rate, a
+    record at another sampling rate is an error."""
+    from ecgcore.io.wfdb_folder import read_record
+
+    for hea in headers:
+        result = read_checked(lambda h, _: read_record(h), hea, hea, report)
+        if result is None:
+            continue
+        signal, fs, leads = result
+        if rate is not None and fs != rate:
+            report.error("sampling rate", f"{hea}: {fs:g} Hz, the dataset's records are {rate:g} Hz")
+        check_signal(signal, fs, hea, leads, report)
+
+
+def note_patients_in_two_folds(where, names, patients, folds, report: Report) -> None:
+    """A note per patient whose records sit in two of the dataset's own folds (where: the file that says so)."""
+    from ecgcore.io.wfdb_folder import patient_leakage
+
+    for patient, in_folds in patient_leakage(names, patients, folds):
+        report.note("patient in two folds", f"{where}: patient {patient} in folds {', '.join(map(str, in_folds))}")
+

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ecgcore.data.leakage import check_split_leakage
-from ecgcore.data.splits import Fold, Split, generate_split, is_sources_split
+from ecgcore.data.leakage import check_split_leakage, grouped
+from ecgcore.data.splits import Split, generate_split, is_sources_split
 from ecgcore.errors import DataError
 from ecgcore.metrics import bootstrap, challenge
 from ecgcore.metrics import ptbxl as ptbxl_metrics
@@ -377,40 +377,6 @@ class MultiLabel(Track):
                 out.writerow([name, present, *[f"{q:.6f}" for q in p]])
         os.replace(tmp, output)
         return str(output)
-
-
-def grouped(records: Records, make, labels: np.ndarray) -> Split:
-    """make(keys, labels) run over patients when the records name them, else over records; the split's ids are
-    record names either way. A patient takes its first record's single label, or the union of its records' labels,
-    so every record of a patient lands in the same part of every fold. make may answer with positions in keys or
-    with the keys themselves."""
-    names = list(records.names)
-    if not records.patients:
-        return _mapped(make(names, labels), names, {n: [n] for n in names})
-    patients = list(dict.fromkeys(records.patients))
-    where = {p: i for i, p in enumerate(patients)}
-    of_record = np.array([where[p] for p in records.patients])
-    if labels.ndim == 1:
-        first = {}
-        for i, p in enumerate(of_record.tolist()):
-            first.setdefault(p, int(labels[i]))
-        patient_labels = np.array([first[i] for i in range(len(patients))])
-    else:
-        patient_labels = np.zeros((len(patients), labels.shape[1]), dtype=bool)
-        np.logical_or.at(patient_labels, of_record, labels.astype(bool))
-    members: dict[str, list[str]] = {}
-    for name, p in zip(names, records.patients, strict=True):
-        members.setdefault(p, []).append(name)
-    return _mapped(make(patients, patient_labels), patients, members)
-
-
-def _mapped(split: Split, keys: list[str], members: dict[str, list[str]]) -> Split:
-    """The split with each key (or position in keys) replaced by its records' names."""
-    def names(ids) -> tuple[str, ...]:
-        return tuple(n for i in ids for n in members[i if isinstance(i, str) else keys[int(i)]])
-
-    folds = tuple(Fold(names(f.train), names(f.valid), names(f.test)) for f in split.folds)
-    return Split(split.name, folds, split.properties, names(split.holdout))
 
 
 def _json_float(value):

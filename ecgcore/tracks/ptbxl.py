@@ -21,11 +21,10 @@ from pathlib import Path
 import numpy as np
 
 from ecgcore.config.model import spec
-from ecgcore.data.quality import Report, check_signal, read_checked
+from ecgcore.data.quality import Report, check_wfdb_records, note_patients_in_two_folds
 from ecgcore.data.splits import Split, own_folds_split
 from ecgcore.errors import DataError
 from ecgcore.io import ptbxl
-from ecgcore.io.wfdb_folder import patient_leakage, read_record
 from ecgcore.records import Records
 from ecgcore.tracks.base import MultiLabel
 from ecgcore.tracks.wfdb import _standard, read_folder
@@ -110,19 +109,9 @@ class PtbXl(MultiLabel):
         if labels.dropped:
             report.note("no label for the task", f"{len(labels.dropped)} record(s) without a {self.options.task} "
                                                  f"label are dropped, e.g. {', '.join(labels.dropped[:5])}")
-        for patient, folds in patient_leakage(labels.names, labels.patients, labels.folds):
-            report.note("patient in two folds", f"{root / ptbxl.DATABASE}: patient {patient} in strat_folds "
-                                                f"{', '.join(map(str, folds))}")
+        note_patients_in_two_folds(root / ptbxl.DATABASE, labels.names, labels.patients, labels.folds, report)
         report.checked = len(labels.names)
-        for file in labels.files:
-            hea = root / f"{file}.hea"
-            result = read_checked(lambda h, _: read_record(h), hea, root / f"{file}.dat", report)
-            if result is None:
-                continue
-            signal, fs, leads = result
-            if fs != self.options.sampling_rate:
-                report.error("sampling rate", f"{hea}: {fs:g} Hz in records{self.options.sampling_rate}/")
-            check_signal(signal, fs, hea, leads, report)
+        check_wfdb_records([root / f"{file}.hea" for file in labels.files], report, self.options.sampling_rate)
         report.classes = {c: int(n) for c, n in zip(labels.classes, labels.targets.sum(axis=0), strict=True)}
 
     def read_unlabelled(self, root: str) -> Records:

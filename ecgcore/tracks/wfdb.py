@@ -18,14 +18,14 @@ from __future__ import annotations
 
 import functools
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from ecgcore.config.model import STANDARD_LEADS, spec
 from ecgcore.data.multisplit import generate_multilabel_split
-from ecgcore.data.quality import Report, check_signal, read_checked
+from ecgcore.data.quality import Report, check_wfdb_records, note_patients_in_two_folds
 from ecgcore.data.splits import Split, is_own_split, own_folds_split
 from ecgcore.errors import DataError
 from ecgcore.io import wfdb_folder
@@ -71,8 +71,6 @@ class WfdbFolder(Track):
     def __init__(self, options: dict, classes=None, root=None):
         super().__init__(options, classes, root)
         if self.options.multilabel is None:  # recorded with the fold, so its logs read back without the CSV
-            from dataclasses import replace
-
             self.options = replace(self.options, multilabel=self.multilabel)
 
     @property
@@ -85,6 +83,10 @@ class WfdbFolder(Track):
 
     def label_space(self) -> tuple[str, ...]:
         table, wanted = self.table, self.options.classes
+        # predictions.csv writes a record's classes separated by spaces: a class name cannot hold one.
+        spaced = [c for c in (*table.classes, *(wanted or ())) if c != c.strip() or " " in c]
+        if spaced:
+            raise DataError(f"{self.options.labels}: class names cannot contain spaces: {', '.join(map(repr, spaced))}")
         if wanted is None:
             return table.classes
         unknown = sorted(set(table.classes) - set(wanted))
@@ -148,15 +150,9 @@ class WfdbFolder(Track):
             return
         for name in matched.unlabelled:
             report.note("record without a label", f"{root / name}: not in {self.options.labels} (skipped)")
-        for patient, folds in wfdb_folder.patient_leakage(matched.names, matched.patients, matched.folds):
-            report.note("patient in two folds", f"{self.options.labels}: patient {patient} in folds "
-                                                f"{', '.join(map(str, folds))}")
+        note_patients_in_two_folds(self.options.labels, matched.names, matched.patients, matched.folds, report)
         report.checked = len(matched.names) + len(matched.unlabelled)
-        for path in matched.paths:
-            result = read_checked(lambda h, _: wfdb_folder.read_record(h), path, path, report)
-            if result is not None:
-                signal, fs, leads = result
-                check_signal(signal, fs, path, leads, report)
+        check_wfdb_records(matched.paths, report)
         counts = self.counts(self.encode(matched.labels))
         report.classes = {c: n for c, n in counts.items() if n}
 
@@ -173,6 +169,10 @@ class _WfdbSingle(WfdbFolder, SingleLabel):
     multi_lead = True
 
     def encode(self, labels) -> np.ndarray:
+        several = next((ls for ls in labels if len(ls) > 1), None)
+        if several is not None:
+            raise DataError(f"{self.options.labels}: a record has the labels {', '.join(several)}, but the job's "
+                            "track_options say multilabel false")
         index = {c: i for i, c in enumerate(self.class_names)}
         return np.array([index[ls[0]] for ls in labels], dtype=np.int64)
 

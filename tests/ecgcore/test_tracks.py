@@ -194,3 +194,16 @@ def test_records_below_readers_and_data():
     """Records is its own module: readers and the data layer import it, not the tracks."""
     for path in [*(ROOT / "ecgcore" / "io").glob("*.py"), *(ROOT / "ecgcore" / "data").glob("*.py")]:
         assert not re.search(r"^(from|import) ecgcore\.tracks", Path(path).read_text(), re.M), path
+
+
+def test_the_wfdb_track_refuses_class_names_with_spaces_and_several_labels_for_a_single_label_job(tmp_path):
+    from tests.bad_inputs.cases_tracks import write_wfdb_folder
+
+    labels = write_wfdb_folder(tmp_path / "data", n=8)
+    labels.write_text(labels.read_text().replace(",af", ",atrial fib"))
+    with pytest.raises(DataError, match=r"class names cannot contain spaces: 'atrial fib'"):
+        open_track("wfdb", {"labels": str(labels)}).class_names  # noqa: B018 -- reading it raises
+    labels.write_text(labels.read_text().replace(",atrial fib", ",af;other"))
+    forced = open_track("wfdb", {"labels": str(labels), "multilabel": False})
+    with pytest.raises(DataError, match="has the labels af, other, but the job's track_options say multilabel false"):
+        forced.read(str(tmp_path / "data"))

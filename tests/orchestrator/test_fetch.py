@@ -12,91 +12,24 @@ and SHA256SUMS.txt inside it and beside it, as PhysioNet publishes them.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import hashlib
 import io
 import json
 import socket
 import tarfile
-import threading
 import zipfile
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-import numpy as np
 import pytest
-import wfdb
 
 from ecgcore.errors import ProjectError
 from ecgcore.io import cinc2017, cinc2020
 from ecgcore.io.synth import write_synthetic_dataset
 from ecgcore.io.synth12 import write_synthetic_12lead
-from orchestrator.cli import main
 from orchestrator.datatools import download
 from orchestrator.datatools.fetch import DATASETS, MARKER, Archive, fetch, fetch_command
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: FileServer
-
-    def log_message(self, *args) -> None:  # keep pytest output clean
-        pass
-
-    def do_GET(self) -> None:  # noqa: N802 (the http.server API)
-        srv, path, wanted = self.server, self.path.lstrip("/"), self.headers.get("Range")
-        srv.requests.append((path, wanted))
-        if path not in srv.files or path in srv.fail_once:
-            self.send_error(srv.fail_once.pop(path, 404))
-            return
-        body = srv.files[path]
-        start = int(wanted.removeprefix("bytes=").rstrip("-")) if wanted and not srv.ignore_range else None
-        if start is not None and start >= len(body):
-            self.send_response(416)
-            self.send_header("Content-Range", f"bytes */{len(body)}")
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-            return
-        self.send_response(206 if start is not None else 200)
-        if start is not None:
-            self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
-        start = start or 0
-        self.send_header("Content-Length", str(len(body) - start))
-        self.end_headers()
-        stop = len(body)
-        if path in srv.cut_once:
-            stop = start + srv.cut_once.pop(path)
-        if path in srv.cut_at:
-            stop = min(stop, max(start, srv.cut_at[path]))
-        self.wfile.write(body[start:stop])
-        self.close_connection = True  # a cut transfer ends with the connection closed early
-
-
-class FileServer(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.files: dict[str, bytes] = {}
-        self.requests: list[tuple[str, str | None]] = []
-        self.cut_once: dict[str, int] = {}  # path -> bytes to send in the next response, then close
-        self.cut_at: dict[str, int] = {}  # path -> file offset no response goes past
-        self.fail_once: dict[str, int] = {}  # path -> HTTP error status for the next request only
-        self.ignore_range = False
-        self.url = f"http://127.0.0.1:{self.server_address[1]}/"
-
-    def requests_for(self, path: str) -> list[str | None]:
-        return [wanted for p, wanted in self.requests if p == path]
-
-
-@pytest.fixture
-def server():
-    srv = FileServer()
-    thread = threading.Thread(target=srv.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    yield srv
-    srv.shutdown()
-    srv.server_close()
+from tests.orchestrator.conftest import FileServer
 
 
 def _zip_of(folder: Path, prefix: str) -> bytes:
@@ -340,124 +273,3 @@ def test_unknown_dataset_and_foreign_folder_are_refused(tmp_path):
     (tmp_path / "training2017").mkdir()
     with pytest.raises(ProjectError, match="no .fetched.json"):
         fetch("cinc2017", tmp_path, say=lambda _: None)
-
-
-PTBXL_TOP = "ptb-xl-a-large-publicly-available-electrocardiography-dataset-1.0.3"
-PTBXL_ZIP = PTBXL_TOP + ".zip"
-LEADS = ["I", "II", "III", "AVR", "AVL", "AVF", "V1", "V2", "V3", "V4", "V5", "V6"]
-
-
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-@pytest.fixture(scope="module")
-def ptbxl_files(tmp_path_factory) -> dict[str, bytes]:
-    """PTB-XL 1.0.3 in miniature, path -> bytes: records 1 and 2 (1 s, 12 leads) under records100/ and records500/,
-    the two CSVs, and SHA256SUMS.txt listing every other file in PhysioNet's `<sha256> <path>` form."""
-    root = tmp_path_factory.mktemp("ptbxl")
-    rng = np.random.default_rng(0)
-    for ecg_id in (1, 2):
-        for fs, folder, suffix in ((100, "records100", "lr"), (500, "records500", "hr")):
-            (root / folder / "00000").mkdir(parents=True, exist_ok=True)
-            wfdb.wrsamp(f"{ecg_id:05d}_{suffix}", fs=fs, units=["mV"] * 12, sig_name=LEADS,
-                        p_signal=rng.normal(0, 0.2, (fs, 12)), fmt=["16"] * 12, adc_gain=[1000.0] * 12,
-                        baseline=[0] * 12, write_dir=str(root / folder / "00000"))
-    (root / "ptbxl_database.csv").write_text(
-        "ecg_id,patient_id,scp_codes,strat_fold,filename_lr,filename_hr\n"
-        "1,15709.0,\"{'NORM': 100.0}\",3,records100/00000/00001_lr,records500/00000/00001_hr\n"
-        "2,13243.0,\"{'AFIB': 100.0}\",2,records100/00000/00002_lr,records500/00000/00002_hr\n")
-    (root / "scp_statements.csv").write_text(",description,diagnostic,rhythm\nNORM,normal ECG,1.0,\nAFIB,"
-                                             "atrial fibrillation,,1.0\n")
-    files = {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
-    files["SHA256SUMS.txt"] = "".join(f"{_sha256(data)} {rel}\n" for rel, data in sorted(files.items())).encode()
-    return files
-
-
-def _serve_ptbxl(server: FileServer, published: dict[str, bytes], packed: dict[str, bytes] | None = None) -> None:
-    """The zip of `packed` (default: published) under PhysioNet's top folder, and published's SHA256SUMS.txt."""
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as zf:
-        for rel, data in (published if packed is None else packed).items():
-            zf.writestr(f"{PTBXL_TOP}/{rel}", data)
-    server.files[PTBXL_ZIP] = buffer.getvalue()
-    server.files["SHA256SUMS.txt"] = published["SHA256SUMS.txt"]
-
-
-def _fetch_ptbxl(server: FileServer, dest: Path) -> Path:
-    return fetch("ptbxl", dest, say=lambda _: None, progress=False, sources={"ptbxl": server.url})
-
-
-def test_ptbxl_zip_resumes_then_every_file_is_checked_into_the_flat_layout(server, ptbxl_files, tmp_path):
-    _serve_ptbxl(server, ptbxl_files)
-    server.cut_at[PTBXL_ZIP] = 1000
-    with pytest.raises(ProjectError, match="stopped after 1,000 bytes"):
-        _fetch_ptbxl(server, tmp_path)
-    _nothing_complete(tmp_path, "ptbxl")
-    assert (tmp_path / ".downloads" / f"{PTBXL_ZIP}.part").stat().st_size == 1000
-    del server.cut_at[PTBXL_ZIP]
-    # Through the command line this time, which must offer ptbxl; the next run resumes the kept part.
-    assert main(["data", "fetch", "ptbxl", "--dest", str(tmp_path), "--base-url", server.url]) == 0
-    assert server.requests_for(PTBXL_ZIP)[-1] == "bytes=1000-"
-    final = tmp_path / "ptbxl"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["ptbxl"]  # no .partial, no .downloads, no top folder
-    assert sorted(p.name for p in final.iterdir()) == sorted(
-        [MARKER, "SHA256SUMS.txt", "ptbxl_database.csv", "records100", "records500", "scp_statements.csv"])
-    rows = list(csv.DictReader(io.StringIO((final / "ptbxl_database.csv").read_text())))
-    assert [row["ecg_id"] for row in rows] == ["1", "2"]
-    for row in rows:
-        for column, fs in (("filename_lr", 100), ("filename_hr", 500)):
-            signal, fields = wfdb.rdsamp(str(final / row[column]))  # the CSV's relative paths resolve
-            assert signal.shape == (fs, 12) and fields["fs"] == fs
-    marker = json.loads((final / MARKER).read_text())
-    assert marker["checksums"] == {"SHA256SUMS.txt": "sha256:" + _sha256(ptbxl_files["SHA256SUMS.txt"])}
-    assert marker["files"] == len(ptbxl_files) - 1  # every listed file; the list does not list itself
-    assert marker["checksum_source"] == server.url + "SHA256SUMS.txt"  # a mirror serves the list beside the zip
-
-
-_DAMAGE = {  # what the zip holds instead of the release, and the refusal it earns
-    "tampered": (lambda f: {**f, "records100/00000/00001_lr.dat": b"\0\0" + f["records100/00000/00001_lr.dat"][2:]},
-                 r"records100/00000/00001_lr\.dat: sha256 checksum mismatch"),
-    "missing": (lambda f: {k: v for k, v in f.items() if k != "scp_statements.csv"},
-                r"1 listed but missing \['scp_statements\.csv'\]"),
-    "unlisted": (lambda f: {**f, "records100/00000/extra.hea": b"extra 1 100 100\n"},
-                 r"1 there but not listed \['records100/00000/extra\.hea'\]"),
-    "other list": (lambda f: {**f, "SHA256SUMS.txt": f["SHA256SUMS.txt"] + b"\n"},
-                   r"SHA256SUMS\.txt: sha256 checksum mismatch"),
-}
-
-
-@pytest.mark.parametrize("damage", _DAMAGE)
-def test_ptbxl_files_unlike_the_published_list_are_refused_and_nothing_is_left(server, ptbxl_files, tmp_path,
-                                                                               damage):
-    packed, message = _DAMAGE[damage][0](ptbxl_files), _DAMAGE[damage][1]
-    _serve_ptbxl(server, ptbxl_files, packed)
-    with pytest.raises(ProjectError, match=message) as caught:
-        _fetch_ptbxl(server, tmp_path)
-    assert f"{PTBXL_ZIP} were deleted" in str(caught.value)
-    if damage == "tampered":  # both digests named, the published one with where it comes from
-        rel = "records100/00000/00001_lr.dat"
-        assert f"expected {_sha256(ptbxl_files[rel])} (from {server.url}SHA256SUMS.txt), got {_sha256(packed[rel])}" \
-            in str(caught.value)
-    _nothing_complete(tmp_path, "ptbxl")
-    assert not [p for p in tmp_path.rglob("*") if p.is_file()]  # no unpacked file, no zip: the rerun starts afresh
-    _serve_ptbxl(server, ptbxl_files)
-    assert (_fetch_ptbxl(server, tmp_path) / "records500" / "00000" / "00001_hr.hea").is_file()
-
-
-def test_ptbxl_comes_from_physionet_and_its_manual_steps_unpack_then_check(tmp_path):
-    spec = DATASETS["ptbxl"]
-    assert spec.base_url + spec.archives[0].name == \
-        f"https://physionet.org/static/published-projects/ptb-xl/{PTBXL_ZIP}"
-    assert spec.checksum_source == "https://physionet.org/files/ptb-xl/1.0.3/SHA256SUMS.txt"
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    with pytest.raises(ProjectError) as caught:
-        fetch("ptbxl", tmp_path, say=lambda _: None, progress=False, sources={"ptbxl": f"http://127.0.0.1:{port}/"})
-    message = str(caught.value)
-    assert f"http://127.0.0.1:{port}/SHA256SUMS.txt" in message  # the list is fetched first, before 1.7 GB
-    assert f"unzip {PTBXL_ZIP} && mv {PTBXL_TOP} ptbxl" in message
-    assert f"cd {tmp_path / 'ptbxl'} && curl -s http://127.0.0.1:{port}/SHA256SUMS.txt | sha256sum -c" in message
-    assert "records500/00000/00001_hr.hea" in message
-    _nothing_complete(tmp_path, "ptbxl")
