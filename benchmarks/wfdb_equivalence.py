@@ -28,6 +28,7 @@ RENAMED = {"N": "normal", "A": "af", "O": "other", "~": "noisy"}
 
 def write_inputs(data: Path, out: Path, folds: list[int]) -> Path:
     rows = [line.split(",") for line in (data / "REFERENCE.csv").read_text().split()]
+    out.mkdir(parents=True, exist_ok=True)
     labels = out / "labels.csv"
     labels.write_text("record,label\n" + "".join(f"{name},{RENAMED[label]}\n" for name, label in rows))
     model = json.loads((ROOT / "models" / "CNN_small.json").read_text())
