@@ -99,7 +99,9 @@ def train_task(task: Task, observer: TrainingObserver | None = None, resume: dic
     info = {"device": str(device), "n_parameters": sum(p.numel() for p in model.parameters()),
             "n_train": len(fold.train), "n_valid": len(fold.valid), "n_test": len(fold.test),
             "test_sources": sorted(set(fold.test.sources)), "source_fs": fold.pipeline.source_fs,
-            "shared_dataset": prepared is not None, "notes": [*notes, *track.dataset_note(task.data_dir)]}
+            "shared_dataset": prepared is not None,
+            # What the reader left out: the caller that prepared the dataset says it (notes), else the reader here.
+            "notes": [*notes, *(track.dataset_note(task.data_dir) if prepared is None else ())]}
     if replicas.active and get_architecture(task.model.model_name).trainer in ("stacking", "boosting"):
         raise ProjectError(f"{task.model.model_name} is not trained by gradient steps: it cannot be trained by "
                            "several processes (workers_per_task must be 1)")

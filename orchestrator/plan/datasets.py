@@ -37,6 +37,8 @@ class SharedData:
     key_of: dict[str, str] = field(default_factory=dict)  # task id -> preprocessing key
     cache_files: dict[str, str] = field(default_factory=dict)  # preprocessing key -> cache file
     signatures: dict[str, str] = field(default_factory=dict)  # data_dir -> dataset_signature (provenance)
+    # task id -> what its track's reader left out (records without a label, ...): said once, kept in fold notes
+    notes: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def nbytes(self) -> int:
@@ -45,12 +47,17 @@ class SharedData:
 
 def prepare_data(tasks: list[Task], cache_dir: Path, say: Callable[[str], None],
                  fold_paths: FoldPaths | None = None) -> SharedData:
-    shared, raw = SharedData(), {}
+    shared, raw, notes = SharedData(), {}, {}
     signatures = shared.signatures
     for task, model_name, model in _models_to_prepare(tasks):
         if task.data_dir not in signatures:
             signatures[task.data_dir] = dataset_signature(task.data_dir)
         track = task.open_track()
+        if (track, task.data_dir) not in notes:  # cold or warm cache alike
+            notes[track, task.data_dir] = track.dataset_note(task.data_dir)
+            for note in notes[track, task.data_dir]:
+                say(f"dataset {task.data_dir}: {note}")
+        shared.notes[task.task_id] = notes[track, task.data_dir]
         key = preprocessing_key(_track_key(task, track), task.data_dir, model, signatures[task.data_dir])
         shared.key_of[part_id(task.task_id, model_name)] = key
         if key in shared.records:
@@ -62,8 +69,6 @@ def prepare_data(tasks: list[Task], cache_dir: Path, say: Callable[[str], None],
             source = (track, task.data_dir)
             if source not in raw:
                 raw[source] = track.read(task.data_dir)
-                for note in track.dataset_note(task.data_dir):
-                    say(f"dataset {task.data_dir}: {note}")
             how = "read and preprocessed"
             prepared_records(raw[source], pipeline_for(model, raw[source]), cache_file)
         # Read back in both cases: the trials get the same arrays, one buffer per dataset, cold or warm.

@@ -198,6 +198,7 @@ def _new_tuner(tasks, jobs, overrides, where: tuple[str, str], provenance, max_c
         specs.append({"task": to_plain(task), "job": {**to_plain(job.config), "variant": job.variant},
                       "cap_group": job.job_name,
                       "data_key": key, "cache_file": shared.cache_files.get(key) if key else None,
+                      "dataset_notes": shared.notes.get(task.task_id, []) if shared else [],
                       **_part_keys(task, shared),
                       "resources": resources(job, overrides, cluster_gpus),
                       "retries": job.config.max_retries})

@@ -117,8 +117,9 @@ def train_fold(config: dict, task: Task, records, parts: dict | None, resume: di
     log = TuneFoldLog(task, config["spec"]["job"], config["provenance"], config.get("fault"), report)
     log.open(resume, placement)
     try:
-        result = train_task(task, log, resume, records, parts, device=device or where,
-                            notes=(note,) if note else (), replicas=replicas)
+        notes = (*config["spec"].get("dataset_notes", ()), *((note,) if note else ()))
+        result = train_task(task, log, resume, records, parts, device=device or where, notes=notes,
+                            replicas=replicas)
     except BaseException as exc:
         log.record_error(exc)
         raise
