@@ -54,10 +54,11 @@ def macro_auc(targets, probs) -> float:
 
     With every class defined this equals roc_auc_score(targets, probs, average='macro').
     """
-    return _mean_defined(class_auc(targets, probs))
+    return mean_defined(class_auc(targets, probs))
 
 
-def _mean_defined(values: np.ndarray) -> float:
+def mean_defined(values: np.ndarray) -> float:
+    """The mean of the per-class values that are defined (not NaN); NaN if none is."""
     return float(np.nanmean(values)) if np.any(~np.isnan(values)) else math.nan
 
 
@@ -88,7 +89,7 @@ def report(targets, probs, classes: Sequence[str] | None = None) -> dict:
     if len(names) != y.shape[1]:
         raise ValueError(f"{len(names)} class names for {y.shape[1]} columns")
     per_class = class_auc(y, p)
-    score = _json_number(_mean_defined(per_class))
+    score = _json_number(mean_defined(per_class))
     return {
         "score": score,
         "macro_auc": score,

@@ -300,8 +300,9 @@ class MultiLabel(Track):
         scored = [self.class_names.index(c) for c in self.scored]
         auprc = challenge.auroc_auprc(targets, probs)[1]
         f1 = [_json_float(v) for v in challenge.class_f1(targets, binary)]
-        return {"score": _json_float(ptbxl_metrics.macro_auc(targets[:, scored], probs[:, scored])),
-                "auroc": _json_float(ptbxl_metrics.macro_auc(targets, probs)),
+        # Per-class AUROC once; the score and the macro AUROC are its means over the scored and over all classes.
+        return {"score": _json_float(ptbxl_metrics.mean_defined(auc[scored])),
+                "auroc": _json_float(ptbxl_metrics.mean_defined(auc)),
                 "auprc": _json_float(auprc), "fmax": _json_float(ptbxl_metrics.fmax(targets, probs)),
                 "f_measure": _json_float(challenge.f_measure(targets, binary)),
                 "accuracy": _json_float(challenge.accuracy(targets, binary)),
@@ -338,11 +339,8 @@ class MultiLabel(Track):
         return out
 
     def resample_strata(self, unit_labels: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        """Stratum: each record's rarest class in the pool; every class present in every resample."""
-        positives = np.asarray(unit_labels, dtype=bool)
-        n_pos = positives.sum(axis=0)
-        rarest = np.argmin(np.where(positives, n_pos, np.iinfo(np.int64).max), axis=1)
-        return np.where(positives.any(axis=1), rarest, positives.shape[1]), positives
+        """Stratum: each record's rarest class in the pool (strata); every class present in every resample."""
+        return self.strata(unit_labels), np.asarray(unit_labels, dtype=bool)
 
     def score_answers(self, labels_dir: Path, outputs: Path) -> dict:
         """`score`: the report of write_answers' CSV (its probabilities, its classes as decided) against the
@@ -361,7 +359,6 @@ class MultiLabel(Track):
         except (KeyError, ValueError) as exc:
             raise DataError(f"{outputs}: no probability column {exc} of the track's classes") from None
         present = [set(filter(None, rows[n]["labels"].split(";"))) for n in records.names]
-        # The answers' decisions as thresholds: a class given is at or above 0, one not given above 1.
         binary = np.array([[c in p for c in self.class_names] for p in present])
         return {**self.auc_report(records.targets, probs, binary=binary), "records": len(records)}
 
