@@ -1,7 +1,11 @@
 """Command line: parse arguments, adapt them to options, call a command function.
 
 Commands never see argparse. Every ProjectError becomes its message on
-stderr and exit code 2; Ctrl-C exits with 130.
+stderr and exit code 2; Ctrl-C exits with 130. A reader given a log folder,
+job or fold folder as a URI (s3://...) runs on a local copy of the files it
+reads (orchestrator.logdir.storage.mounted), and what it writes beside the
+results (summary.json, plots, ensemble.json) goes back; its messages name the
+URI, not the copy.
 """
 
 from __future__ import annotations
@@ -9,10 +13,14 @@ from __future__ import annotations
 import argparse
 import sys
 import warnings
+from pathlib import Path
 
 from ecgcore.errors import ProjectError
 from ecgcore.tracks import CHALLENGE_TRACKS, DEFAULT_TRACK, TRACKS
 from orchestrator.commands.summary_formats import FORMATS
+
+LOG_DIR_HELP = ("the log folder: a path, or a URI on object storage (s3://bucket/prefix, gs://...; endpoint and "
+                "credentials from AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, ...) (default: the settings' log_root, log)")
 
 
 def _at_least(minimum: float, kind: type = float, unit: str = ""):
@@ -118,7 +126,7 @@ def _submit_args(p: argparse.ArgumentParser, handler) -> None:
     p.set_defaults(handler=handler)
     p.add_argument("job_file")
     p.add_argument("--data", help="dataset folder for every job (default: the job's, else the settings' data_root)")
-    p.add_argument("--log-dir", help="where log/<arch>/<job>/fold<k>/ go (default: the settings' log_root, log)")
+    p.add_argument("--log-dir", help=LOG_DIR_HELP)
     p.add_argument("--models-dir", help="model files (default: models/ beside the job file's folder)")
     p.add_argument("--max-epochs", type=_positive_int, help="cap the epochs of every task (quick runs)")
     p.add_argument("--cpus-per-task", type=_cpus, help="CPUs per fold (fractions allowed)")
@@ -151,7 +159,9 @@ def _settings_arg(p: argparse.ArgumentParser) -> None:
 
 def _status_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("job_file", nargs="?", help="only this job file's jobs and folds (default: every job under log/)")
-    p.add_argument("--log-dir")
+    p.add_argument("--log-dir", help=LOG_DIR_HELP)
+    p.add_argument("--all", action="store_true", help="every fold on its own line (default for many folds: counts "
+                                                      "per job and state, and the running and failed folds)")
     _settings_arg(p)
     p.add_argument("--models-dir", help="model files (default: models/ beside the job file's folder)")
     p.set_defaults(handler=_status)
@@ -202,7 +212,9 @@ def _dataset_commands(sub) -> None:
 
 def _summarize_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("architecture", help="model_name of the jobs, e.g. CNN or CRNN")
-    p.add_argument("--log-dir")
+    p.add_argument("--log-dir", help=LOG_DIR_HELP)
+    p.add_argument("--all", action="store_true", help="every search variant's table and intervals (default: each "
+                                                      "search's ranked top variants)")
     p.add_argument("--format", choices=FORMATS, default="table")
     p.add_argument("--plot", action="store_true", help="also write each job's learning curves and summed test "
                                                        "confusion matrix (PNG) beside summary.json")
@@ -220,7 +232,7 @@ def _bootstrap_args(p: argparse.ArgumentParser, what: str, kind=_non_negative_in
 def _compare_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("jobs", nargs="+", metavar="JOB", help="job folders, or ARCH/JOB names under the log folder; "
                                                           "Δ = later - earlier")
-    p.add_argument("--log-dir")
+    p.add_argument("--log-dir", help=LOG_DIR_HELP)
     p.add_argument("--per-class", action="store_true", help="multi-label jobs: every class's F1 too")
     p.add_argument("--json", action="store_true", help="print the comparison as JSON")
     _bootstrap_args(p, "paired Δ intervals", _positive_int)
@@ -233,7 +245,7 @@ def _report_args(p: argparse.ArgumentParser) -> None:
                                                                   "folders or ARCH/JOB names")
     p.add_argument("--out", required=True, help="the HTML file to write")
     p.add_argument("--screenshot", metavar="PNG", help="also render the report in headless Chromium to this PNG")
-    p.add_argument("--log-dir")
+    p.add_argument("--log-dir", help=LOG_DIR_HELP)
     _bootstrap_args(p, "intervals")
     _settings_arg(p)
     p.set_defaults(handler=_report)
@@ -264,6 +276,36 @@ def _submit_options(args: argparse.Namespace, s):
 # resolved: the machine settings and where each came from, for the commands that take --settings, else None. Each
 # imports its command where it runs, so a light command never loads what a heavy one needs.
 
+def _on_storage(location: str, command, *, models: bool = False, write_back: bool = False, under: str | None = None):
+    """command(local folder, say) on the folder at location: the location itself, or a copy of a URI's files."""
+    from orchestrator.logdir.storage import is_uri, mounted
+
+    if not is_uri(location):
+        return command(location, print)
+    with mounted(location, models=models, write_back=write_back, under=under) as local:
+        def named(text):
+            return text.replace(str(local), location.rstrip("/")) if isinstance(text, str) else text
+
+        try:
+            return named(command(str(local), lambda text: print(named(text))))
+        except ProjectError as exc:
+            exc.args = (named(str(exc)),)
+            raise
+
+
+def _on_run(run: str, command):
+    """command(local run folder, say) for predict and export: a fold folder on storage comes with its job folder
+    (the model card reads the job's cross-validation scores)."""
+    import re
+
+    from orchestrator.logdir.storage import is_uri, name_of, parent_of
+
+    if is_uri(run) and re.fullmatch(r"fold\d+", name_of(run)):
+        fold = name_of(run)
+        return _on_storage(parent_of(run), lambda job, say: command(str(Path(job) / fold), say), models=True)
+    return _on_storage(run, command, models=True)
+
+
 def _submit(args, resolved) -> int:
     from orchestrator.commands.submit import submit
 
@@ -280,15 +322,18 @@ def _settings(args, resolved) -> int:
 def _status(args, resolved) -> int:
     from orchestrator.commands.status import status
 
-    print(status(_or(args.log_dir, resolved.settings.log_root), args.job_file, args.models_dir))
+    print(_on_storage(_or(args.log_dir, resolved.settings.log_root),
+                      lambda log, say: status(log, args.job_file, args.models_dir, full=args.all)))
     return 0
 
 
 def _summarize(args, resolved) -> int:
     from orchestrator.commands.summarize import Bootstrap, summarize
 
-    print(summarize(_or(args.log_dir, resolved.settings.log_root), args.architecture, args.format, plot=args.plot,
-                    bootstrap=Bootstrap(args.resamples, args.seed)))
+    print(_on_storage(_or(args.log_dir, resolved.settings.log_root),
+                      lambda log, say: summarize(log, args.architecture, args.format, plot=args.plot,
+                                                 bootstrap=Bootstrap(args.resamples, args.seed), full=args.all),
+                      write_back=True, under=args.architecture))
     return 0
 
 
@@ -297,7 +342,8 @@ def _compare(args, resolved) -> int:
     from orchestrator.commands.compare_render import compare
 
     opts = CompareOptions(resamples=args.resamples, seed=args.seed, per_class=args.per_class)
-    print(compare(_or(args.log_dir, resolved.settings.log_root), args.jobs, opts, "json" if args.json else "table"))
+    print(_on_storage(_or(args.log_dir, resolved.settings.log_root),
+                      lambda log, say: compare(log, args.jobs, opts, "json" if args.json else "table")))
     return 0
 
 
@@ -305,20 +351,22 @@ def _report(args, resolved) -> int:
     from orchestrator.commands.report import ReportOptions, report
 
     opts = ReportOptions(resamples=args.resamples, seed=args.seed, screenshot=args.screenshot)
-    print(report(_or(args.log_dir, resolved.settings.log_root), args.targets, args.out, opts))
+    out = str(Path(args.out).resolve())  # the HTML is written here, not into a copy of the log folder
+    print(_on_storage(_or(args.log_dir, resolved.settings.log_root),
+                      lambda log, say: report(log, args.targets, out, opts)))
     return 0
 
 
 def _predict(args, resolved) -> int:
     from orchestrator.commands.predict import predict
 
-    return predict(args.run, args.input, args.output)
+    return _on_run(args.run, lambda run, say: predict(run, args.input, args.output, say))
 
 
 def _ensemble(args, resolved) -> int:
     from orchestrator.commands.ensemble import ensemble
 
-    return ensemble(args.job_dir)
+    return _on_storage(args.job_dir, lambda job_dir, say: ensemble(job_dir, say), models=True, write_back=True)
 
 
 def _score(args, resolved) -> int:
@@ -331,7 +379,7 @@ def _score(args, resolved) -> int:
 def _export(args, resolved) -> int:
     from orchestrator.commands.export import export
 
-    return export(args.run, args.out, args.fmt, args.records)
+    return _on_run(args.run, lambda run, say: export(run, args.out, args.fmt, args.records, say))
 
 
 def _split(args, resolved) -> int:

@@ -7,6 +7,15 @@ with a live process running (epoch, best validation score so far, elapsed),
 attempt.json whose process is gone stopped (`resume` continues it), nothing
 pending. With a job file, its folds are listed even before they start; a
 job folder's lock names the submit that holds it.
+
+A run of at most SMALL_RUN folds, or full=True (`--all`), is listed fold by
+fold. A larger one (a search of hundreds of variants) gets one screen: the
+counts per job and state (at most JOB_ROWS jobs), a search's variants
+(<job>__<values>) counted together under the searched job, then the running
+and the failed folds one by one (at most LISTED of each). The state of a fold costs a file's
+existence, and attempt.json only for a fold that started and has neither
+scores nor an error; the details (scores.json, the hotlog, the trace) are
+read only for the folds listed.
 """
 
 from __future__ import annotations
@@ -19,6 +28,11 @@ from pathlib import Path
 from orchestrator.logdir.reader import ERROR, FoldDir, JobDir, all_folds
 from orchestrator.logdir.runstate import describe, process_alive
 
+STATES = ("pending", "running", "stopped", "done", "failed")
+SMALL_RUN = 40  # folds: a run of at most this many is listed fold by fold
+LISTED = 20  # the running (and the failed) folds listed one by one in the one-screen view
+JOB_ROWS = 30  # the jobs counted one by one in the one-screen view
+
 
 @dataclass(frozen=True)
 class FoldState:
@@ -26,26 +40,44 @@ class FoldState:
     detail: str
 
 
-def fold_state(fold: FoldDir) -> FoldState:
-    scores = fold.scores()
-    if scores is not None:
-        if scores.get("kind") == "pretrain":
-            return FoldState("done", f"valid loss {scores['valid']['loss']:.4f}")
-        return FoldState("done", f"test score {scores['test']['score']:.3f} after {scores['epochs_run']} epochs"
-                                 f"{_gpus(scores)}")
-    error = fold.error_lines()
-    if error is not None:
-        return FoldState("failed", f"{error[-1] if error else 'error'} (trace: {fold.file(ERROR)})")
+def state_of(fold: FoldDir, host: str) -> str:
+    """The fold's state alone; host: this machine's name (a fold running elsewhere cannot be checked)."""
+    if fold.finished:
+        return "done"
+    if fold.file(ERROR).exists():
+        return "failed"
     attempt = fold.attempt()
     if attempt is None:
-        return FoldState("pending", "")
-    progress = _progress(fold.hotlog())
+        return "pending"
+    gone = attempt.get("host") == host and not process_alive(int(attempt.get("pid", -1)))
+    return "stopped" if gone else "running"
+
+
+def fold_state(fold: FoldDir, host: str | None = None) -> FoldState:
+    """The fold's state and what it says about it (its score, its last error line, its progress)."""
+    host = host or socket.gethostname()
+    state = state_of(fold, host)
+    if state == "done":
+        return FoldState(state, _done(fold.scores()))
+    if state == "failed":
+        error = fold.error_lines()
+        return FoldState(state, f"{error[-1] if error else 'error'} (trace: {fold.file(ERROR)})")
+    if state == "pending":
+        return FoldState(state, "")
+    attempt, progress = fold.attempt(), _progress(fold.hotlog())
+    if state == "stopped":
+        return FoldState(state, f"{progress}; its process is gone (resume continues it)")
     elapsed = f"{(time.time() - attempt.get('started', time.time())) / 60:.1f} min"
-    same_host = attempt.get("host") == socket.gethostname()
-    if same_host and not process_alive(int(attempt.get("pid", -1))):
-        return FoldState("stopped", f"{progress}; its process is gone (resume continues it)")
-    where = "" if same_host else f" on {attempt.get('host')}"
-    return FoldState("running", f"{progress}, attempt {attempt.get('attempt', 1)}, {elapsed}{where}{_gpus(attempt)}")
+    where = "" if attempt.get("host") == host else f" on {attempt.get('host')}"
+    return FoldState(state, f"{progress}, attempt {attempt.get('attempt', 1)}, {elapsed}{where}{_gpus(attempt)}")
+
+
+def _done(scores: dict | None) -> str:
+    if scores is None:
+        return "scores.json unreadable"
+    if scores.get("kind") == "pretrain":
+        return f"valid loss {scores['valid']['loss']:.4f}"
+    return f"test score {scores['test']['score']:.3f} after {scores['epochs_run']} epochs{_gpus(scores)}"
 
 
 def _gpus(record: dict) -> str:
@@ -82,21 +114,81 @@ def fold_dirs(log_dir: Path, job_file: str | None, models_dir: str | None) -> li
     return all_folds(log_dir)
 
 
-def status(log_dir: str | Path, job_file: str | None = None, models_dir: str | None = None) -> str:
+def status(log_dir: str | Path, job_file: str | None = None, models_dir: str | None = None,
+           full: bool = False) -> str:
+    """The state of every fold; a run of more than SMALL_RUN folds in one screen unless full (`--all`)."""
     folds = fold_dirs(Path(log_dir), job_file, models_dir)
     if not folds:
         return f"no fold folders under {log_dir}"
-    lines, counts, jobs = [], {}, []
-    for fold in sorted(folds, key=lambda f: (f.path.parent, f.fold if f.fold is not None else -1)):
-        job = JobDir(fold.path.parent)
-        if job not in jobs:
-            jobs.append(job)
-        state = fold_state(fold)
-        counts[state.state] = counts.get(state.state, 0) + 1
-        lines.append(f"{job.architecture}/{job.name}/{fold.path.name:<7} {state.state:<8} {state.detail}")
-    for job in jobs:
-        holder = job.lock_holder()
+    folds = sorted(folds, key=lambda f: (f.path.parent, f.fold if f.fold is not None else -1))
+    host = socket.gethostname()
+    if full or len(folds) <= SMALL_RUN:
+        return _every_fold(folds, host)
+    return _one_screen(folds, host)
+
+
+def _label(fold: FoldDir) -> str:
+    return f"{fold.path.parent.parent.name}/{fold.path.parent.name}/{fold.path.name:<7}"
+
+
+def _every_fold(folds: list[FoldDir], host: str) -> str:
+    lines, counts = [], dict.fromkeys(STATES, 0)
+    for fold in folds:
+        state = fold_state(fold, host)
+        counts[state.state] += 1
+        lines.append(f"{_label(fold)} {state.state:<8} {state.detail}")
+    jobs = {fold.path.parent: None for fold in folds}
+    lines += [f"{path}: locked by {describe(holder)}" for path in jobs if (holder := JobDir(path).lock_holder())]
+    return "\n".join([*lines, _total(len(folds), counts)])
+
+
+def _total(n_folds: int, counts: dict[str, int]) -> str:
+    return f"{n_folds} fold(s): " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()) if n)
+
+
+def _one_screen(folds: list[FoldDir], host: str) -> str:
+    states = [state_of(fold, host) for fold in folds]
+    per_job: dict[tuple[str, bool], dict[str, int]] = {}  # (architecture/job, whether a search's variants)
+    variants: dict[tuple[str, bool], set[str]] = {}
+    for fold, state in zip(folds, states, strict=True):
+        job = fold.path.parent
+        key = (f"{job.parent.name}/{job.name.split('__')[0]}", "__" in job.name)
+        per_job.setdefault(key, dict.fromkeys(STATES, 0))[state] += 1
+        variants.setdefault(key, set()).add(job.name)
+    lines = _job_counts(per_job, variants)
+    for wanted in ("running", "failed"):
+        chosen = [fold for fold, state in zip(folds, states, strict=True) if state == wanted]
+        if chosen:
+            lines.append(f"{wanted} ({len(chosen)}):")
+            lines += [f"  {_label(fold)} {fold_state(fold, host).detail}" for fold in chosen[:LISTED]]
+            if len(chosen) > LISTED:
+                lines.append(f"  ... and {len(chosen) - LISTED} more (status --all lists every fold)")
+    if stopped := states.count("stopped"):
+        lines.append(f"stopped ({stopped}): their process is gone; resume continues them")
+    lines += _locks({fold.path.parent for fold in folds})
+    counts = {s: states.count(s) for s in STATES}
+    return "\n".join([*lines, f"{_total(len(folds), counts)} (status --all lists every fold)"])
+
+
+def _job_counts(per_job: dict[tuple[str, bool], dict[str, int]], variants: dict) -> list[str]:
+    """A row per job, a searched job's variants counted together; at most JOB_ROWS rows."""
+    rows = list(per_job.items())[:JOB_ROWS]
+    names = [f"{name} ({len(variants[name, search])} variants)" if search else name for (name, search), _ in rows]
+    width = max(len(name) for name in names)
+    lines = [f"{'job':<{width}} {'folds':>6} " + " ".join(f"{s:>8}" for s in STATES)]
+    lines += [f"{name:<{width}} {sum(counts.values()):>6} " + " ".join(f"{counts[s]:>8}" for s in STATES)
+              for name, (_, counts) in zip(names, rows, strict=True)]
+    if len(per_job) > JOB_ROWS:
+        lines.append(f"... and {len(per_job) - JOB_ROWS} more job(s)")
+    return lines
+
+
+def _locks(jobs: set[Path]) -> list[str]:
+    """The submits that hold job folders, each once with the number of folders it holds."""
+    holders: dict[str, list[Path]] = {}
+    for path in sorted(jobs):
+        holder = JobDir(path).lock_holder()
         if holder:
-            lines.append(f"{job.path}: locked by {describe(holder)}")
-    summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
-    return "\n".join([*lines, f"{len(folds)} fold(s): {summary}"])
+            holders.setdefault(describe(holder), []).append(path)
+    return [f"{paths[0]}: locked by {who}" if len(paths) == 1 else
+            f"{len(paths)} job folders ({paths[0].parent}/...): locked by {who}" for who, paths in holders.items()]

@@ -11,16 +11,25 @@ are not run again, the others continue from their checkpoints (Tune's
 Tuner.restore), and a fold folder written by a changed model file is
 refused. Each job folder is locked while a submit writes it. SIGTERM stops
 a submit the way Ctrl-C does: Tune saves its state, so `resume` can continue.
+
+The log folder may be a URI (s3://bucket/prefix, gs://..., orchestrator.logdir.storage):
+the trials write their fold folders there, Tune's experiment goes under it
+(<log>/.tune), and the driver's data cache into a temporary folder. A dataset
+given as a URI is downloaded once by the driver (to a temporary folder) and
+reaches the trials through Ray's object store, so worker nodes need no copy.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import signal
 import sys
+import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ecgcore.config.schema import ConfigError
@@ -30,8 +39,9 @@ from ecgcore.models.hybrid import part_models
 from orchestrator.config.jobs import NamedJob, check_kinds, load_jobs, load_model_files, model_path, parse_model
 from orchestrator.config.search import describe_search, expand_variants
 from orchestrator.config.settings import Settings, with_settings
-from orchestrator.logdir.reader import MLFLOW_RUNS, SCORES, FoldDir
+from orchestrator.logdir.reader import MLFLOW_RUNS, SCORES
 from orchestrator.logdir.runstate import JobLocks, check_unchanged, finished
+from orchestrator.logdir.storage import check_writable, exists, is_uri, join, mounted, parent_of, read_json, remove
 from orchestrator.plan.datasets import SharedData, prepare_data
 from orchestrator.plan.expand import DEFAULTS, Overrides, check_gpu_capacity, expand, task_table
 from orchestrator.plan.provenance import provenance
@@ -70,7 +80,7 @@ def plan(opts: SubmitOptions, root: Path):
                            parse_model)
     models = {n: f.config for n, f in files.items()}
     check_kinds(jobs, models)
-    tasks = expand(jobs, models, Path(opts.log_dir), root, opts.overrides)
+    tasks = expand(jobs, models, opts.log_dir, root, opts.overrides)
     return jobs, tasks
 
 
@@ -80,11 +90,11 @@ def check_init_checkpoints(tasks: list[Task]) -> None:
     for task in tasks:
         if not task.init_checkpoint:
             continue
-        if not Path(task.init_checkpoint).is_file():
+        if not exists(task.init_checkpoint):
             raise ProjectError(f"{task.task_id}: init_from of model {task.model_file!r} needs "
                                f"{task.init_checkpoint}, which does not exist (run that job first)")
         if part_models(task.model):
-            split = (FoldDir(Path(task.init_checkpoint).parent).scores() or {}).get("split")
+            split = (read_json(parent_of(task.init_checkpoint), SCORES) or {}).get("split")
             if split != task.split:
                 raise ProjectError(f"{task.task_id}: the deep part's fold {task.init_checkpoint} was trained on "
                                    f"split {split or '(unfinished fold)'}, this job runs {task.split}: the stack "
@@ -124,17 +134,29 @@ def check_architectures(tasks: list[Task], shared: SharedData, models_dir: str |
             raise ConfigError(file, "$.model_parameters", str(exc)) from None
 
 
-def check_log_dir(log_dir: Path) -> None:
-    try:
-        log_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ProjectError(f"log folder {log_dir}: cannot create it ({exc.strerror})") from None
-    probe = log_dir / ".write-probe"
-    try:
-        probe.write_text("")
-        probe.unlink()
-    except OSError as exc:
-        raise ProjectError(f"log folder {log_dir}: not writable ({exc.strerror})") from None
+def log_location(log_dir: str, root: Path) -> str:
+    """The log folder as trials reach it: a URI as given, a path made absolute."""
+    return str(log_dir).rstrip("/") if is_uri(log_dir) else str((root / log_dir).resolve())
+
+
+@contextlib.contextmanager
+def driver_files(log_dir: str, tasks: list[Task]):
+    """(data cache folder, tasks with every dataset URI read from a local copy) for the driver's own reading.
+
+    The cache is <log>/.cache for a local log folder, a temporary folder for a URI; datasets given as a URI
+    are downloaded once into one. The temporary folders are removed when the submit ends.
+    """
+    temporary = []
+    with contextlib.ExitStack() as stack:
+        cache = Path(join(log_dir, ".cache")) if not is_uri(log_dir) else Path(tempfile.mkdtemp(prefix="ecg-cache-"))
+        if is_uri(log_dir):
+            temporary.append(cache)
+        copies = {d: stack.enter_context(mounted(d, models=True)) for d in {t.data_dir for t in tasks} if is_uri(d)}
+        try:
+            yield cache, [replace(t, data_dir=str(copies[t.data_dir])) if t.data_dir in copies else t for t in tasks]
+        finally:
+            for folder in temporary:
+                shutil.rmtree(folder, ignore_errors=True)
 
 
 def submit(opts: SubmitOptions, say: Callable[[str], None] = print) -> int:
@@ -150,15 +172,18 @@ def submit(opts: SubmitOptions, say: Callable[[str], None] = print) -> int:
     require_mlflow(jobs, opts.overrides)
     check_init_checkpoints(tasks)
     for data_dir in sorted({t.data_dir for t in tasks}):
-        if not Path(data_dir).is_dir():  # before anything is written under log/
+        if not exists(data_dir):  # before anything is written under log/
             raise ProjectError(f"dataset folder {data_dir} does not exist")
-    log_dir = (root / opts.log_dir).resolve()
-    check_log_dir(log_dir)
-    shared = prepare_data(tasks, log_dir / ".cache", say, fold_paths(jobs))
-    check_architectures(tasks, shared, opts.models_dir or default_models_dir(opts.job_file))
-    with JobLocks([Path(t.out_dir).parent for t in tasks], opts.job_file):
-        done = prepare_folds(tasks, opts.resume, say)
-        return _run(opts, jobs, tasks, log_dir, done, shared, say)
+    log_dir = log_location(opts.log_dir, root)
+    check_writable(log_dir)
+    with driver_files(log_dir, tasks) as (cache, readable):
+        shared = prepare_data(readable, cache, say, fold_paths(jobs))
+        # provenance names the dataset as the job gave it, not the driver's copy of a URI
+        shared.signatures = {t.data_dir: shared.signatures[r.data_dir] for t, r in zip(tasks, readable, strict=True)}
+        check_architectures(tasks, shared, opts.models_dir or default_models_dir(opts.job_file))
+        with JobLocks([parent_of(t.out_dir) for t in tasks], opts.job_file):
+            done = prepare_folds(tasks, opts.resume, say)
+            return _run(opts, jobs, tasks, log_dir, done, shared, say)
 
 
 def prepare_folds(tasks: list[Task], resume: bool, say: Callable[[str], None]) -> set[str]:
@@ -166,8 +191,8 @@ def prepare_folds(tasks: list[Task], resume: bool, say: Callable[[str], None]) -
     earlier MLflow runs: a fresh submit is tracked as new runs)."""
     if not resume:
         for task in tasks:
-            (Path(task.out_dir) / SCORES).unlink(missing_ok=True)
-            (Path(task.out_dir).parent / MLFLOW_RUNS).unlink(missing_ok=True)
+            remove(task.out_dir, SCORES)
+            remove(parent_of(task.out_dir), MLFLOW_RUNS)
         return set()
     for task in tasks:
         check_unchanged(task)
@@ -176,7 +201,7 @@ def prepare_folds(tasks: list[Task], resume: bool, say: Callable[[str], None]) -
     return done
 
 
-def _run(opts: SubmitOptions, jobs, tasks: list[Task], log_dir: Path, done: set[str], shared: SharedData,
+def _run(opts: SubmitOptions, jobs, tasks: list[Task], log_dir: str, done: set[str], shared: SharedData,
          say) -> int:
     from orchestrator.run import driver  # imports Ray: only when something will run
     from orchestrator.run.tracking import tracking_callbacks
@@ -196,12 +221,12 @@ def _run(opts: SubmitOptions, jobs, tasks: list[Task], log_dir: Path, done: set[
     if not fresh_local:  # a cluster, or a Ray already running: its nodes' GPUs, before any trial starts
         check_gpu_capacity(jobs, opts.overrides, driver.node_gpus(), "the Ray cluster")
     nodes = driver.alive_nodes()
-    if nodes > 1 and not opts.storage_path:
+    if nodes > 1 and not opts.storage_path and not is_uri(log_dir):
         raise ProjectError(
-            f"the Ray cluster has {nodes} nodes, and trials on other nodes cannot reach {log_dir}/.tune on this one: "
-            "pass --storage-path with a folder on storage every node mounts (NFS, ...) or a URI (s3://..., "
-            "gs://...) for Tune's checkpoints, and keep --log-dir on shared storage too (trials write the fold "
-            "folders there)")
+            f"the Ray cluster has {nodes} nodes, and trials on other nodes cannot reach the log folder {log_dir} on "
+            "this one: pass --log-dir as a URI on object storage every node reaches (s3://bucket/prefix, "
+            "gs://bucket/prefix; the fold folders and Tune's checkpoints go there), or --storage-path with a folder "
+            "every node mounts (NFS, ...) and keep --log-dir on that shared storage too")
     say(f"submitting {len(tasks)} task(s); TensorBoard: tensorboard --logdir {log_dir}")
     started = time.monotonic()
     previous = signal.signal(signal.SIGTERM, _as_interrupt) if _main_thread() else None
@@ -219,7 +244,7 @@ def _run(opts: SubmitOptions, jobs, tasks: list[Task], log_dir: Path, done: set[
     return _report(outcomes, done, time.monotonic() - started, log_dir, say)
 
 
-def _report(outcomes, done: set[str], elapsed: float, log_dir: Path, say) -> int:
+def _report(outcomes, done: set[str], elapsed: float, log_dir: str, say) -> int:
     """One line per task, a closing count; exit 1 when a fold failed (stopped by a scheduler is no failure)."""
     failed = [o for o in outcomes if not o.ok and not o.stopped]
     for o in outcomes:

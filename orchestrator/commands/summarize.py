@@ -25,6 +25,19 @@ _ci_high columns after the old ones. A repeated split
 (split_<folds>_<tv>_<seed>_r<R>) also gets one mean row per repeat. Also writes
 log/<architecture>/summary.json, and with plot=True each job's learning
 curves and test confusion matrix beside it (orchestrator.logdir.plots).
+
+A search (variants named <job>__<values>, orchestrator.config.search) may have
+hundreds of variants, so the table and markdown formats stay one screen by
+default: the jobs that are not variants are shown as above, each search as
+its ranked variants (the best TOP_VARIANTS by mean CV score, mean ± std, folds),
+with a note that the top of a search scored on the same test folds is
+optimistic (the winner's curse) and the top variant's hold-out score where
+`ensemble` has scored it (else whether the split has a hold-out part to
+confirm it on); full=True (`--all`) adds every variant's table and rank. The
+bootstrap intervals are what costs (about 20 ms a job): in the one-screen view
+they are computed for the jobs that are not variants and for the top variant
+of each search only; the other variants get "bootstrap": null and a
+bootstrap_note in summary.json. full=True, csv and json compute every job's.
 """
 
 from __future__ import annotations
@@ -34,7 +47,7 @@ import io
 import json
 import operator
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -70,6 +83,13 @@ class JobSummary:
     bootstrap: JobIntervals | None = None
     bootstrap_note: str = ""  # why there are no intervals (e.g. a fold without predictions.csv)
     folds_per_repeat: int = 0  # a repeated split's folds per repeat; 0: not repeated
+    split: str = ""  # the split its last fold recorded
+    _stats: dict = field(default_factory=dict, init=False, repr=False, compare=False)  # stat's results
+
+    @property
+    def variant(self) -> bool:
+        """Whether the job is a variant of a search (<job>__<values>)."""
+        return "__" in self.name
 
     @property
     def multilabel(self) -> bool:
@@ -85,6 +105,12 @@ class JobSummary:
         return [k for k in self.expected if k not in done]
 
     def stat(self, column: str, naive: bool = False) -> tuple[float, float]:
+        """(mean, sample std) of a column over the folds (naive: of the naive rows); NaN where undefined."""
+        if (column, naive) not in self._stats:
+            self._stats[column, naive] = self._stat(column, naive)
+        return self._stats[column, naive]
+
+    def _stat(self, column: str, naive: bool) -> tuple[float, float]:
         values = np.array([r[column] for r in (self.naive if naive else self.rows)], dtype=float)
         values = values[~np.isnan(values)]  # a multi-label metric is undefined on a fold without positives
         if values.size == 0:
@@ -127,13 +153,33 @@ class Bootstrap:
     level: float = DEFAULT_LEVEL
 
 
-def collect(log_dir: Path, architecture: str, bootstrap: Bootstrap = Bootstrap()) -> list[JobSummary]:
+def collect(log_dir: Path, architecture: str, bootstrap: Bootstrap = Bootstrap(),
+            every_interval: bool = True) -> list[JobSummary]:
+    """Every job of the architecture with a result; every_interval=False: the bootstrap intervals only of
+    the jobs that are not search variants and of each search's top variant (the one-screen view)."""
     if not (log_dir / architecture).is_dir():
         known = architectures(log_dir)
         raise ProjectError(f"no results for {architecture!r} under {log_dir}"
                            + (f"; architectures with results: {', '.join(known)}" if known else ""))
-    jobs = [job_summary(job_dir, bootstrap) for job_dir in job_dirs(log_dir, architecture)]
-    return [job for job in jobs if job is not None]
+    if every_interval or bootstrap.resamples <= 0:
+        jobs = [job_summary(job_dir, bootstrap) for job_dir in job_dirs(log_dir, architecture)]
+        return [job for job in jobs if job is not None]
+    found = [(d, job_summary(d, bootstrap if "__" not in d.name else Bootstrap(resamples=0)))
+             for d in job_dirs(log_dir, architecture)]
+    top = {ranked[0].name for ranked in rankings([job for _, job in found if job is not None]).values()}
+    return [_with_intervals(job, d, bootstrap) if job.name in top else
+            replace(job, bootstrap_note=_NOT_COMPUTED) if job.variant and job.rows else job
+            for d, job in found if job is not None]
+
+
+_NOT_COMPUTED = ("bootstrap intervals not computed: a search variant below the top one "
+                 "(summarize --all, --format json or csv computes every job's)")
+
+
+def _with_intervals(job: JobSummary, job_dir: JobDir, bootstrap: Bootstrap) -> JobSummary:
+    intervals, note = job_intervals(classify_folds(job_dir.folds()), bootstrap.resamples, bootstrap.seed,
+                                    bootstrap.level)
+    return replace(job, bootstrap=intervals, bootstrap_note=note)
 
 
 def job_summary(job_dir: JobDir, bootstrap: Bootstrap = Bootstrap()) -> JobSummary | None:
@@ -160,10 +206,11 @@ def job_summary(job_dir: JobDir, bootstrap: Bootstrap = Bootstrap()) -> JobSumma
     by_fold = operator.itemgetter("fold")
     intervals, note = job_intervals(classify_folds(folds), bootstrap.resamples, bootstrap.seed, bootstrap.level) \
         if rows and bootstrap.resamples > 0 else (None, "")
-    per_repeat = repeat_layout(folds[-1].recorded("split"))[1] if folds else 0
+    split = folds[-1].recorded("split") if folds else None
+    per_repeat = repeat_layout(split)[1] if folds else 0
     return JobSummary(job_dir.name, sorted(rows, key=by_fold), expected, sorted(naive, key=by_fold),
                       job_dir.ensemble(), tuple(losses), track, tuple(class_f1), tuple(sorted(sources)),
-                      intervals, note, per_repeat)
+                      intervals, note, per_repeat, split or "")
 
 
 def _placement(scores: dict) -> dict:
@@ -205,7 +252,8 @@ def to_json(architecture: str, jobs: list[JobSummary]) -> dict:
     return out
 
 
-def render(architecture: str, jobs: list[JobSummary], fmt: str) -> str:
+def render(architecture: str, jobs: list[JobSummary], fmt: str, full: bool = True) -> str:
+    """The summary in a format; full=False: the table and markdown show each search as its top variants."""
     if fmt == "json":
         return json.dumps(to_json(architecture, jobs), indent=2)
     if fmt == "csv":
@@ -221,7 +269,7 @@ def render(architecture: str, jobs: list[JobSummary], fmt: str) -> str:
                 writer.writerow([job.name, *[_num(r.get(c, "")) for c in columns], job.track.label,
                                  *[cell for cells in intervals for cell in cells]])
         return buf.getvalue().rstrip("\n")
-    return render_table(architecture, jobs, rankings(jobs), markdown=fmt == "markdown")
+    return render_table(architecture, jobs, rankings(jobs), markdown=fmt == "markdown", full=full)
 
 
 def rankings(jobs: list[JobSummary]) -> dict[str, list[JobSummary]]:
@@ -230,16 +278,29 @@ def rankings(jobs: list[JobSummary]) -> dict[str, list[JobSummary]]:
     for job in jobs:
         if "__" in job.name and job.rows:
             groups.setdefault(job.name.split("__")[0], []).append(job)
-    return {name: sorted(group, key=lambda j: -j.stat("score")[0]) for name, group in groups.items()}
+    return {name: sorted(group, key=_rank_key) for name, group in groups.items()}
+
+
+def _rank_key(job: JobSummary) -> tuple[bool, float, str]:
+    """Best mean score first; a variant whose mean is undefined last; ties by name."""
+    mean = job.stat("score")[0]
+    return np.isnan(mean), -mean if not np.isnan(mean) else 0.0, job.name
 
 
 def summarize(log_dir: str | Path, architecture: str, fmt: str = "table", plot: bool = False,
-              bootstrap: Bootstrap = Bootstrap()) -> str:
-    """Render the summary and write log/<architecture>/summary.json (with plot, each job's PNGs beside it)."""
+              bootstrap: Bootstrap = Bootstrap(), full: bool = False) -> str:
+    """Render the summary and write log/<architecture>/summary.json (with plot, each job's PNGs beside it).
+
+    full=False (the default): the table and markdown formats show each search as its ranked top variants
+    (summary_table.TOP_VARIANTS), and the bootstrap intervals are computed for the jobs that are not
+    search variants and for each search's top variant only; full=True: every variant's table, rank and
+    intervals. csv and json always hold every job with its intervals (they imply full).
+    """
     log_dir = Path(log_dir)
-    jobs = collect(log_dir, architecture, bootstrap)
+    full = full or fmt in ("csv", "json")
+    jobs = collect(log_dir, architecture, bootstrap, every_interval=full)
     write_json_atomic(log_dir / architecture / SUMMARY, to_json(architecture, jobs))
-    text = render(architecture, jobs, fmt)
+    text = render(architecture, jobs, fmt, full)
     if not plot:
         return text
     from orchestrator.logdir.plots import plot_report  # matplotlib is imported only when plotting

@@ -4,6 +4,13 @@ One table per job under its columns: a row per fold, mean and sample std, a mean
 repeat of a repeated split, the naive row, the pooled scores with their bootstrap
 interval, the hold-out ensemble; then one "mean ± std" line per job and the ranking
 of search variants. orchestrator.commands.summarize gathers the numbers.
+
+A search's variants are ranked by mean CV score, with a note that the top of the
+ranking is optimistic (the best of many noisy means on the same test folds: the
+winner's curse) and the top variant's hold-out score where `ensemble` scored it,
+else whether its split has a hold-out part to confirm it on. The one-screen view
+(full=False) leaves out the variants' own tables and mean lines and ranks only the
+best TOP_VARIANTS; full=True shows every one.
 """
 
 from __future__ import annotations
@@ -12,7 +19,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ecgcore.data.splits import has_holdout
+
 NAMES = {"auroc": "AUROC", "auprc": "AUPRC", "fmax": "Fmax"}  # the line per job names its second and third metric
+
+TOP_VARIANTS = 20  # the variants of a search ranked in the one-screen view
 
 if TYPE_CHECKING:
     from orchestrator.commands.summarize import JobSummary
@@ -68,33 +79,80 @@ def _job_lines(architecture: str, job: JobSummary, markdown: bool) -> list[str]:
     return lines + [""]
 
 
-def render_table(architecture: str, jobs: list[JobSummary], ranked: dict, markdown: bool) -> str:
-    """The table and markdown formats; ranked: summarize.rankings(jobs)."""
+def render_table(architecture: str, jobs: list[JobSummary], ranked: dict, markdown: bool, full: bool = True) -> str:
+    """The table and markdown formats; ranked: summarize.rankings(jobs).
+
+    full=False: search variants get neither a table nor a mean line of their own, only a rank among the
+    best TOP_VARIANTS of their search.
+    """
+    shown = jobs if full else [job for job in jobs if not job.variant]
     lines = []
-    for job in jobs:
+    for job in shown:
         lines.extend(_job_lines(architecture, job, markdown))
-    labels = {job.track.score_label: str(job.track.label) for job in jobs if job.rows}
-    metric = " / ".join(sorted(labels, key=labels.get)) or "test score"
-    lines.append(f"{architecture}: {metric} over folds (mean ± sample std)")
+    if shown:
+        labels = {job.track.score_label: str(job.track.label) for job in jobs if job.rows}
+        metric = " / ".join(sorted(labels, key=labels.get)) or "test score"
+        lines.append(f"{architecture}: {metric} over folds (mean ± sample std)")
+        lines += [_mean_line(job) for job in shown]
+    unfinished: dict[str, int] = {}
     for job in jobs:
-        if job.rows:
-            mean, std = job.stat("score")
-            tag = "" if not job.missing else " (incomplete)"
-            extra = f"naive {job.stat('score', naive=True)[0]:.3f}" if job.naive else f"{job.track.title}; " + \
-                ", ".join(f"{NAMES.get(c, c)} {_fmt(job.stat(c)[0])}" for c in job.columns[2:4])
-            pooled = job.interval("score")
-            ci = f"  pooled {_fmt(pooled.point)} {_fmt_ci(pooled)}" if pooled else ""
-            lines.append(f"  {job.name:<30} {mean:.3f} ± {_fmt_std(std)}  ({len(job.rows)} folds; {extra}){tag}{ci}")
-        elif job.pretrain_losses:
-            lines.append(f"  {job.name:<30} pre-training ({len(job.pretrain_losses)} folds)")
-        else:
-            lines.append(f"  {job.name:<30} no finished fold")
+        if job.variant and not job.rows:
+            unfinished[job.name.split("__")[0]] = unfinished.get(job.name.split("__")[0], 0) + 1
     for search, variants in ranked.items():
-        lines.append(f"search {search}: variants ranked by mean CV score")
-        lines += [f"  {i}. {job.name:<40} {job.stat('score')[0]:.3f} ± {_fmt_std(job.stat('score')[1])} "
-                  f"({len(job.rows)} folds{', incomplete' if job.missing else ''})"
-                  for i, job in enumerate(variants, 1)]
+        lines += search_lines(architecture, search, variants, unfinished.get(search, 0), full)
     return "\n".join(lines)
+
+
+def _mean_line(job: JobSummary) -> str:
+    if job.rows:
+        mean, std = job.stat("score")
+        tag = "" if not job.missing else " (incomplete)"
+        extra = f"naive {job.stat('score', naive=True)[0]:.3f}" if job.naive else f"{job.track.title}; " + \
+            ", ".join(f"{NAMES.get(c, c)} {_fmt(job.stat(c)[0])}" for c in job.columns[2:4])
+        return f"  {job.name:<30} {mean:.3f} ± {_fmt_std(std)}  ({len(job.rows)} folds; {extra}){tag}{_pooled(job)}"
+    if job.pretrain_losses:
+        return f"  {job.name:<30} pre-training ({len(job.pretrain_losses)} folds)"
+    return f"  {job.name:<30} no finished fold"
+
+
+def search_lines(architecture: str, search: str, variants: list[JobSummary], unfinished: int = 0,
+                 full: bool = True) -> list[str]:
+    """A search's variants ranked (best first; full=False: the top TOP_VARIANTS), the optimism of its top
+    score and the top variant's hold-out score."""
+    listed = variants if full else variants[:TOP_VARIANTS]
+    lines = [f"search {search}: variants ranked by mean CV score ({len(variants)} variants with a finished fold; "
+             f"mean ± sample std over folds)"]
+    width = len(str(len(listed)))
+    lines += [f"  {i:>{width}}. {job.name:<40} {job.stat('score')[0]:.3f} ± {_fmt_std(job.stat('score')[1])} "
+              f"({len(job.rows)} folds{', incomplete' if job.missing else ''}){_pooled(job)}"
+              for i, job in enumerate(listed, 1)]
+    if len(variants) > len(listed):
+        lines.append(f"  ... {len(variants) - len(listed)} more variants: --all lists them")
+    if unfinished:
+        lines.append(f"  {unfinished} variant(s) without a finished fold yet")
+    if len(variants) > 1:
+        lines += [f"  The top score is optimistic: it is the best of {len(variants)} variants' means on the same "
+                  "test folds,", "  and the maximum of many noisy means is biased upwards (the winner's curse)."]
+    return lines + _holdout_line(architecture, variants[0])
+
+
+def _holdout_line(architecture: str, top: JobSummary) -> list[str]:
+    """The top variant on the split's hold-out part (records no variant was selected on), or why there is none."""
+    if top.ensemble:
+        e = top.ensemble
+        return [f"  hold-out: the top variant {top.name} on the {e['n_records']} hold-out records (`ensemble`):",
+                f"  single folds {e['single_fold_mean']:.3f} mean, its {len(e['folds'])} fold models together "
+                f"{_fmt(e['ensemble']['score'])}"]
+    if has_holdout(top.split):
+        return [f"  hold-out: the split {top.split} has a hold-out part, not scored yet: `ensemble "
+                f"<log>/{architecture}/{top.name}`", "  confirms the top score on records no variant was selected on"]
+    return [f"  the split {top.split or '(not recorded)'} has no hold-out part, so the top score is not confirmed "
+            "on other records", "  (a split named ..._holdout keeps records aside for `ensemble`)"]
+
+
+def _pooled(job: JobSummary) -> str:
+    pooled = job.interval("score")
+    return f"  pooled {_fmt(pooled.point)} {_fmt_ci(pooled)}" if pooled else ""
 
 
 def _fold_label(fold, source_of: dict) -> str:

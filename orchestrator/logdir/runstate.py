@@ -7,6 +7,8 @@ model or job file), naming the values that changed. Two submits must not
 write one job folder at once: each takes `log/<arch>/<job>/.lock` (host,
 pid, start time) and the second is refused with the holder's name; a lock
 left by a process that no longer runs on this host is stale and taken over.
+Fold and job folders are paths or URIs (orchestrator.logdir.storage): on object
+storage the lock is an object, checked before it is written.
 """
 
 from __future__ import annotations
@@ -16,13 +18,13 @@ import json
 import os
 import socket
 import time
-from pathlib import Path
 
 from ecgcore.config.schema import to_plain
 from ecgcore.config.task import Task
 from ecgcore.errors import ProjectError
 from ecgcore.tracks import CHALLENGE_TRACKS
-from orchestrator.logdir.reader import LOCK, FoldDir, read_json_or_none
+from orchestrator.logdir.reader import LOCK, MODEL, SCORES
+from orchestrator.logdir.storage import join, read_json, remove, write_text
 
 
 def config_hash(task: Task) -> str:
@@ -41,19 +43,17 @@ def config_hash(task: Task) -> str:
 
 def finished(task: Task) -> bool:
     """Whether the task's fold folder holds the result of exactly this configuration."""
-    scores = FoldDir(Path(task.out_dir)).scores()
-    stored = (scores or {}).get("provenance", {}).get("config_hash")
+    stored = (read_json(task.out_dir, SCORES) or {}).get("provenance", {}).get("config_hash")
     return stored is not None and stored == config_hash(task)
 
 
 def check_unchanged(task: Task) -> None:
     """Refuse to resume into a fold folder written by another model or job configuration."""
-    fold = FoldDir(Path(task.out_dir))
-    saved = fold.model()
+    saved = read_json(task.out_dir, MODEL)
     if saved is None:
         return
     changes = _differences(saved, to_plain(task.model), "$")
-    if not changes and fold.finished and not finished(task):
+    if not changes and read_json(task.out_dir, SCORES) is not None and not finished(task):
         changes = ["the job's settings (split, data, epochs, track or kind)"]
     if changes:
         raise ProjectError(f"{task.task_id}: the model file {task.model_file!r} changed since this fold ran "
@@ -83,7 +83,7 @@ def process_alive(pid: int) -> bool:
 class JobLocks:
     """Locks on every job folder of a submit, released together; a context manager."""
 
-    def __init__(self, job_dirs: list[Path], job_file: str):
+    def __init__(self, job_dirs: list[str], job_file: str):
         self.job_dirs, self.job_file, self.held = sorted(set(job_dirs)), job_file, []
 
     def __enter__(self) -> JobLocks:
@@ -98,30 +98,27 @@ class JobLocks:
     def __exit__(self, *exc) -> None:
         self.release()
 
-    def _take(self, job_dir: Path) -> None:
-        job_dir.mkdir(parents=True, exist_ok=True)
-        lock = job_dir / LOCK
+    def _take(self, job_dir: str) -> None:
         me = {"host": socket.gethostname(), "pid": os.getpid(), "since": time.time(), "job_file": self.job_file}
         for _ in range(2):
             try:
-                with open(lock, "x") as fh:
-                    json.dump(me, fh)
-                self.held.append(lock)
+                write_text(job_dir, LOCK, json.dumps(me), exclusive=True)
+                self.held.append(job_dir)
                 return
             except FileExistsError:
-                holder = read_json_or_none(lock)
+                holder = read_json(job_dir, LOCK)
                 if holder and holder.get("host") == me["host"] and not process_alive(int(holder.get("pid", -1))):
-                    lock.unlink(missing_ok=True)  # stale: its process is gone
+                    remove(job_dir, LOCK)  # stale: its process is gone
                     continue
                 raise ProjectError(f"{job_dir} is being written by another submit: {describe(holder)}. "
-                                   f"Wait for it, or remove {lock} if that process is gone") from None
-        raise ProjectError(f"{lock}: could not take the lock")
+                                   f"Wait for it, or remove {join(job_dir, LOCK)} if that process is gone") from None
+        raise ProjectError(f"{join(job_dir, LOCK)}: could not take the lock")
 
     def release(self) -> None:
-        for lock in self.held:
-            holder = read_json_or_none(lock)
+        for job_dir in self.held:
+            holder = read_json(job_dir, LOCK)
             if holder and holder.get("pid") == os.getpid():
-                lock.unlink(missing_ok=True)
+                remove(job_dir, LOCK)
         self.held = []
 
 

@@ -11,6 +11,10 @@ FoldLog is the training observer that writes a fold's files:
   attempt.json           host, pid, start time and attempt of the process writing the fold
   error.txt              the trace of a failed attempt (removed when the fold starts again)
   scores.json            final scores and provenance, written last and atomically
+A fold folder on object storage (out_dir a URI) is written in a local Stage
+(orchestrator.logdir.storage) and pushed after every validation and at the
+end, scores.json last; a retried fold pulls it back first. A fold folder
+that cannot be written fails its fold with a StorageError naming the path.
 A fold counts as finished only when scores.json exists, so an interrupted
 run never looks like a result. Starting a fold clears what an earlier
 attempt left; a retry that continues from the checkpoint of epoch E keeps
@@ -20,6 +24,7 @@ events from them), so each validation appears exactly once.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -48,6 +53,7 @@ from orchestrator.logdir.reader import (
     write_json_atomic,
 )
 from orchestrator.logdir.runstate import config_hash
+from orchestrator.logdir.storage import Stage, StorageError
 
 _OUTPUTS = (JOB, MODEL, HOTLOG, VALIDATIONS, BEST_MODEL, PREDICTIONS, SCORES)
 
@@ -64,13 +70,21 @@ def hotlog_columns(task: Task) -> list[str]:
 class FoldLog(TrainingObserver):
     def __init__(self, task: Task, job: dict, provenance: dict):
         self.task, self.job, self.provenance = task, job, provenance
-        self.dir = Path(task.out_dir)
+        self.stage = Stage(task.out_dir, prefix="ecg-fold-")
+        self.dir = self.stage.dir
         self.columns = hotlog_columns(task)
         self.writer = None
         self.placement: dict = {}  # the accelerators this attempt was given (PLACEMENT_KEYS), for scores.json
 
     def open(self, resume: dict | None = None, attempt_extra: dict | None = None) -> None:
         """Start the fold afresh, or (resume: a checkpoint's state) continue after its epoch."""
+        with self.writing():
+            # a retry continues the rows it pulls back; a fresh start only learns what to remove there
+            self.stage.pull(skip=("events.out.tfevents.*",), contents=resume is not None)
+            self._open(resume, attempt_extra)
+            self.stage.push()
+
+    def _open(self, resume: dict | None, attempt_extra: dict | None) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
         for events in self.dir.glob("events.out.tfevents.*"):
             events.unlink()
@@ -87,12 +101,10 @@ class FoldLog(TrainingObserver):
             rows = self._rows_until(resume["epoch"])
             self._save_best(resume["best_state"])  # a crashed attempt may have saved a later best
         self.placement = {k: v for k, v in (attempt_extra or {}).items() if k in PLACEMENT_KEYS}
-        attempt = json.loads((self.dir / ATTEMPT).read_text())["attempt"] + 1 \
-            if resume is not None and (self.dir / ATTEMPT).exists() else 1
         write_json_atomic(self.dir / ATTEMPT, {"host": socket.gethostname(), "pid": os.getpid(),
-                                               "started": time.time(), "attempt": attempt,
+                                               "started": time.time(),
                                                "resumed_after_epoch": None if resume is None else resume["epoch"],
-                                               **(attempt_extra or {})})
+                                               **(attempt_extra or {}), **self._attempts(resume)})
         with open(self.dir / HOTLOG, "w", newline="") as fh:
             out = csv.writer(fh)
             out.writerow(self.columns)
@@ -105,15 +117,38 @@ class FoldLog(TrainingObserver):
             for row in rows:
                 self._tensorboard(row)
 
+    def _attempts(self, resume: dict | None) -> dict:
+        """This attempt's number and the earlier attempts of a retried fold (host, Ray node, start), so a fold that
+        lost its node says where it ran before."""
+        earlier = FoldDir(self.dir).attempt() if resume is not None else None
+        if earlier is None:
+            return {"attempt": 1, "earlier_attempts": []}
+        before = earlier.pop("earlier_attempts", [])
+        return {"attempt": earlier.get("attempt", 1) + 1, "earlier_attempts": [*before, earlier]}
+
+    @contextlib.contextmanager
+    def writing(self):
+        """Writes to the fold folder; an OSError (no space, no permission) becomes a StorageError naming it."""
+        try:
+            yield
+        except StorageError:
+            raise
+        except OSError as exc:
+            where = exc.filename or self.task.out_dir
+            raise StorageError(f"fold folder {self.task.out_dir}: cannot write {where} "
+                               f"({exc.strerror or exc})") from None
+
     def _rows_until(self, epoch: int) -> list[dict]:
         return [row for row in FoldDir(self.dir).validations() if row["epoch"] <= epoch]
 
     def on_validation(self, row: dict) -> None:
-        with open(self.dir / HOTLOG, "a", newline="") as fh:
-            csv.writer(fh).writerow([_fmt(row[c]) for c in self.columns])
-        with open(self.dir / VALIDATIONS, "a") as fh:
-            fh.write(json.dumps(row) + "\n")
-        self._tensorboard(row)
+        with self.writing():
+            with open(self.dir / HOTLOG, "a", newline="") as fh:
+                csv.writer(fh).writerow([_fmt(row[c]) for c in self.columns])
+            with open(self.dir / VALIDATIONS, "a") as fh:
+                fh.write(json.dumps(row) + "\n")
+            self._tensorboard(row)
+            self.stage.push()  # the rows, the events and a new best model (on_best came first)
 
     def _tensorboard(self, row: dict) -> None:
         if self.writer is None:
@@ -140,13 +175,25 @@ class FoldLog(TrainingObserver):
 
     def _save_best(self, state: dict) -> None:
         tmp = self.dir / f".{BEST_MODEL}.tmp"
-        torch.save({k: v.detach().cpu() for k, v in state.items()}, tmp)
-        os.replace(tmp, self.dir / BEST_MODEL)
+        with self.writing():
+            torch.save({k: v.detach().cpu() for k, v in state.items()}, tmp)
+            os.replace(tmp, self.dir / BEST_MODEL)
 
     def finish(self, result: TrainResult) -> dict:
+        """Write the predictions and scores.json (last: the fold is finished from here); its scores."""
+        scores = self._scores(result)
+        with self.writing():
+            if self.task.kind == "classify":
+                write_predictions(self.dir / PREDICTIONS, self.task.open_track(), result.predictions,
+                                  result.thresholds)
+            write_json_atomic(self.dir / SCORES, scores)
+            self.close()
+            self.stage.push(last=(SCORES,))
+        self.stage.discard()
+        return scores
+
+    def _scores(self, result: TrainResult) -> dict:
         track = self.task.open_track()
-        if self.task.kind == "classify":
-            write_predictions(self.dir / PREDICTIONS, track, result.predictions, result.thresholds)
         scores = {
             "task_id": self.task.task_id, "architecture": self.task.model.model_name,
             "job": self.task.job, "kind": self.task.kind, "model_file": self.task.model_file,
@@ -172,15 +219,21 @@ class FoldLog(TrainingObserver):
             "provenance": {**self.provenance, "seed": self.task.model.training_parameters.seed,
                            "config_hash": config_hash(self.task)},
         }
-        write_json_atomic(self.dir / SCORES, scores)
-        self.close()
         return scores
 
     def record_error(self, exc: BaseException) -> None:
-        """The failure's full trace beside the fold (`status` shows its last line and points here)."""
+        """The failure's full trace beside the fold (`status` shows its last line and points here).
+
+        Where the fold folder itself cannot be written, the trace stays in Ray's trial log: the original
+        error is what the caller raises, not this one.
+        """
         import traceback
 
-        (self.dir / ERROR).write_text("".join(traceback.format_exception(exc)))
+        with contextlib.suppress(OSError, StorageError):
+            (self.dir / ERROR).write_text("".join(traceback.format_exception(exc)))
+            self.close()
+            self.stage.push()
+        self.stage.discard()
 
     def close(self) -> None:
         if self.writer is not None:

@@ -20,6 +20,7 @@ from ecgcore.tracks import track_class
 from orchestrator.config.jobs import NamedJob
 from orchestrator.config.settings import Settings
 from orchestrator.logdir.reader import BEST_MODEL
+from orchestrator.logdir.storage import is_uri, join
 
 DEFAULTS = Settings()  # where neither the command line, the job nor a settings file gives a value
 
@@ -36,13 +37,16 @@ class Overrides:
     mlflow_tracking_uri: str | None = None  # submit --mlflow (orchestrator.tracking.tracking_uri)
 
 
-def fold_dir(log_dir: PurePath, architecture: str, job: str, fold: int) -> PurePath:
-    return log_dir / architecture / job / f"fold{fold}"
+def located(base: PurePath | str, *parts: str, root: PurePath | None = None) -> str:
+    """base/parts: a URI (s3://...) joined as a string, a path made absolute against root and normalised."""
+    if is_uri(base):
+        return join(str(base), *parts)
+    return os.path.normpath(PurePath(root, base, *parts) if root else PurePath(base, *parts))
 
 
 def expand(jobs: list[NamedJob], models: dict[str, ModelConfig], log_dir: PurePath,
            root: PurePath, overrides: Overrides = Overrides()) -> list[Task]:
-    """One Task per job x cvid; relative paths are resolved against root."""
+    """One Task per job x cvid; relative paths are resolved against root (a log or data URI is kept)."""
     tasks = []
     rounds = max((len(j.config.cvids) for j in jobs), default=0)
     for i in range(rounds):
@@ -66,9 +70,9 @@ def _task(job: NamedJob, fold: int, model: ModelConfig, log_dir: PurePath, root:
         fold=fold,
         model_file=job.config.model,
         model=model,
-        data_dir=os.path.normpath(root / data),
+        data_dir=located(data, root=root),
         split=job.config.split,
-        out_dir=os.path.normpath(root / fold_dir(log_dir, arch, job.name, fold)),
+        out_dir=located(log_dir, arch, job.name, f"fold{fold}", root=root),
         max_epochs=max_epochs,
         log_en=job.config.log_en,
         log_test_score=job.config.log_test_score,
@@ -77,7 +81,7 @@ def _task(job: NamedJob, fold: int, model: ModelConfig, log_dir: PurePath, root:
         track_options=_absolute_paths(job.config.track, job.config.track_options, root),
         kind=job.config.kind,
         init_checkpoint=None if model.init_from is None else
-        os.path.normpath(root / log_dir / model.init_from / f"fold{fold}" / BEST_MODEL),
+        located(log_dir, model.init_from, f"fold{fold}", BEST_MODEL, root=root),
         time_limit_s=overrides.time_limit_s,
     )
 

@@ -19,8 +19,6 @@ restores. `submit --resume` continues an interrupted DDP fold the same way.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import ray
 import torch
 from ray import train
@@ -32,7 +30,8 @@ from ecgcore.config.task import Task
 from ecgcore.training.distributed import Replicas
 from ecgcore.training.loop import TrainingObserver
 from ecgcore.training.train import train_task
-from orchestrator.logdir.reader import FoldDir
+from orchestrator.logdir.reader import SCORES
+from orchestrator.logdir.storage import read_json
 from orchestrator.run.trial import (
     fold_device,
     gpu_placement,
@@ -64,7 +63,7 @@ def train_replicated(config: dict, task: Task, records) -> dict:
             callbacks=[TuneReportCallback()]),
     )
     trainer.fit()
-    return FoldDir(Path(task.out_dir)).scores()
+    return read_json(task.out_dir, SCORES)
 
 
 def backend(gpus_per_worker: float) -> str:

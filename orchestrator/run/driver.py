@@ -4,7 +4,12 @@ This is the one module that builds the Tuner (orchestrator.run.rayjob only sends
 a whole submit to a cluster through the Ray Jobs API; orchestrator.run.trial is
 what each trial runs). A failed trial is retried by Tune (`FailureConfig`, the
 jobs' `max_retries`) from its last checkpoint. Trial actors are reused so torch
-is imported once per worker.
+is imported once per worker. A trial that fails and is retried (its node lost,
+its worker killed, an error raised) is told in one line (which fold, which
+node, retrying from which epoch as which attempt), not with Tune's traceback:
+the trace stays in the trial's error file and, for an error of ours, in the
+fold's error.txt. Tune's experiment goes under the log folder (<log>/.tune,
+a URI there too) unless storage_path says otherwise.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import time
 from dataclasses import dataclass
@@ -27,6 +33,7 @@ from ecgcore.config.task import Task
 from ecgcore.models.hybrid import part_models
 from orchestrator.config.jobs import NamedJob
 from orchestrator.logdir.runstate import config_hash
+from orchestrator.logdir.storage import Remote, is_uri, join
 from orchestrator.plan.datasets import SharedData, part_id
 from orchestrator.plan.expand import Overrides, resources
 from orchestrator.run.ddp import COORDINATOR_CPUS
@@ -68,8 +75,58 @@ class Progress(tune.Callback):
     def on_trial_complete(self, iteration, trials, trial, **info):
         self.view.complete(trial_task_id(trial), trial.last_result or {})
 
+    def on_trial_recover(self, iteration, trials, trial, **info):
+        self.view.retry(trial_task_id(trial), retry_line(trial))
+
     def on_trial_error(self, iteration, trials, trial, **info):
         self.view.error(trial_task_id(trial), f"{trial.local_path}/error.txt")
+
+
+def retry_line(trial) -> str:
+    """What happened to a trial Tune retries, in one line: lost worker or error, where, and the epoch it continues
+    after. The worker is lost when Ray no longer counts its node alive (the trial reports its node id with each
+    row) or the error says the actor or its connection died (Ray may not have noticed the node yet)."""
+    last = trial.last_result or {}
+    node = last.get("node_id")
+    where = f"node {node[:12]} ({last.get('node_ip', '?')})" if node else f"node {last.get('node_ip', '?')}"
+    cause = _failure_cause(trial)
+    lost = (node is not None and node in _dead_nodes()) or _actor_lost(trial)
+    epoch = last.get("epoch")
+    after = f"from its checkpoint of epoch {epoch}" if epoch else "from the start"
+    return (f"{'lost its worker' if lost else 'failed'} on {where} ({cause}); retrying {after} as attempt "
+            f"{trial.run_metadata.num_failures + 1}")
+
+
+def _actor_lost(trial) -> bool:
+    """Whether the trial's worker went away (its process or node: Ray's actor errors), as against an error raised
+    by the training itself; read from the exception Tune pickled beside the trial."""
+    import cloudpickle
+    from ray.exceptions import NodeDiedError, RayActorError
+
+    try:
+        with open(trial.pickled_error_file, "rb") as fh:
+            error = cloudpickle.load(fh)
+    except (OSError, TypeError, ValueError, EOFError, AttributeError, ImportError):
+        return False
+    return isinstance(error, (RayActorError, NodeDiedError))
+
+
+def _dead_nodes() -> set[str]:
+    return {n["NodeID"] for n in ray.nodes() if not n.get("Alive")}
+
+
+def _failure_cause(trial) -> str:
+    """The error type and its first line from the trial's error file (Tune's record of each failure)."""
+    try:
+        text = Path(trial.error_file).read_text()
+    except (OSError, TypeError):
+        return "no error recorded"
+    block = text.rsplit("Failure #", 1)[-1]
+    named = re.findall(r"\b((?:\w+\.)*\w+(?:Error|Exception))\b:?\s*([^\n]*)", block)
+    if not named:
+        return block.strip().splitlines()[-1][:160] if block.strip() else "no error recorded"
+    kind, message = named[-1] if "Ray" not in named[0][0] else named[0]
+    return f"{kind.rsplit('.', 1)[-1]}: {message.strip()[:120]}".rstrip(": ")
 
     def on_experiment_end(self, trials, **info):
         self.view.tick(force=True)
@@ -128,7 +185,7 @@ def local_gpus() -> float:
     return float(get_accelerator_manager_for_resource("GPU").get_current_node_num_accelerators())
 
 
-def run_tasks(tasks: list[Task], jobs: list[NamedJob], overrides: Overrides, log_dir: Path,
+def run_tasks(tasks: list[Task], jobs: list[NamedJob], overrides: Overrides, log_dir: str,
               provenance: dict, max_concurrent: int | None = None, fault: dict | None = None,
               experiment: str | None = None, resume: bool = False,
               storage_path: str | None = None, quiet: bool = False,
@@ -141,25 +198,32 @@ def run_tasks(tasks: list[Task], jobs: list[NamedJob], overrides: Overrides, log
     shared folder or a URI such as s3://bucket/x) holds the experiment and
     checkpoints instead of log/.tune. callbacks: Tune callbacks beside the progress view (MLflow tracking).
     """
+    # Tune's "Failed to fetch metrics" (Tuner.restore and the results: trials without result.json) stay out of
+    # the terminal: the fold folders hold every row
+    logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
     name = experiment or time.strftime("submit-%Y%m%d-%H%M%S")
-    storage = storage_path or str(log_dir.resolve() / ".tune")
-    path = f"{storage.rstrip('/')}/{name}"
-    trainable = tune.with_resources(_with_data(shared), _placement)
+    storage = storage_path or join(log_dir, ".tune")
+    path = join(storage, name)
+    # a DDP fold's Ray Train runs (their checkpoints) live in the experiment, so a fresh submit starts them afresh
+    common = {"provenance": provenance, "fault": fault, "ddp_storage": join(path, "ddp")}
+    trainable = tune.with_resources(_with_data(shared, trial_book(tasks, jobs, overrides, shared, common)),
+                                    _placement)
     callbacks = [Progress(ProgressView.for_terminal(quiet, tasks)), *(callbacks or [])]
     if resume and tune.Tuner.can_restore(path):
         print(f"continuing the Tune experiment {path}: unfinished folds resume from their checkpoints")
         tuner = _restored(path, trainable, callbacks)
     else:
-        if "://" not in path:
-            shutil.rmtree(path, ignore_errors=True)  # a fresh submit starts a fresh experiment
-        tuner = _new_tuner(tasks, jobs, overrides, (storage, name), provenance, max_concurrent, fault, trainable,
-                           callbacks, shared)
+        _forget(path)  # a fresh submit starts a fresh experiment
+        tuner = _new_tuner(tasks, jobs, (storage, name), trial_configs(tasks, jobs, overrides), max_concurrent,
+                           trainable, callbacks)
     outcomes = []
     for result in _fit(tuner, len(tasks)):
-        task_id = result.config["spec"]["task"]["task_id"]
+        task_id = trial_task_id(result)
         metrics = result.metrics or {}
         error = None if result.error is None else _last_line(result.error)
         done = result.error is None and metrics.get("fold_done", False)
+        if done:
+            _forget_checkpoint(result.checkpoint)
         outcomes.append(TrialOutcome(task_id=task_id, ok=done, test_score=metrics.get("final_test_score"),
                                      error=error, skipped=bool(metrics.get("skipped")),
                                      stopped=result.error is None and not done, epoch=metrics.get("epoch")))
@@ -167,59 +231,96 @@ def run_tasks(tasks: list[Task], jobs: list[NamedJob], overrides: Overrides, log
     return sorted(outcomes, key=lambda o: order.get(o.task_id, len(order)))
 
 
+def _forget_checkpoint(checkpoint) -> None:
+    """A finished fold's last Tune checkpoint, deleted once the experiment has ended (Tune has saved it with the
+    trial finished, so no resume restores it): only a retry reads one, and Tune's state then holds no model per
+    finished trial. (Deleted any earlier, a submit killed before Tune saved its state would resume that trial
+    from a checkpoint that is gone.)"""
+    if checkpoint is None:
+        return
+    try:
+        checkpoint.filesystem.delete_dir(checkpoint.path)
+    except OSError:
+        pass  # already gone: nothing to free
+
+
+def _forget(path: str) -> None:
+    if is_uri(path):
+        Remote(path).remove_tree()
+    else:
+        shutil.rmtree(path, ignore_errors=True)
+
+
 def _fit(tuner: tune.Tuner, n_trials: int):
-    """tuner.fit(), with every trial allowed to wait for resources at once.
+    """tuner.fit(), with every trial allowed to wait for resources at once, and failures told in one line.
 
     Tune lets a custom search algorithm (JobCaps) have only one trial waiting
     for resources at a time (TUNE_MAX_PENDING_TRIALS_PG "auto"), so trials
     would start one by one and a cluster's second node would sit idle. (With
     Ray Client, --address ray://, Tune runs on the head and does not see this
     process's environment: there capped jobs start their trials one by one.)
+    TUNE_PRINT_ALL_TRIAL_ERRORS 0: Tune logs no traceback per failure (a lost
+    node's is a page of ActorDiedError); the Progress callback says it in a line.
+    TUNE_DISABLE_AUTO_CALLBACK_LOGGERS 1:
+    no result.json, progress.csv, params.json and TensorBoard file per trial in Tune's
+    experiment; the fold folder has them all (hotlog.csv, validations.jsonl, its events,
+    job.json, model.json), and Tune's copies made its state larger than the results.
     """
-    key = "TUNE_MAX_PENDING_TRIALS_PG"
-    previous = os.environ.get(key)
-    if previous is None:
-        os.environ[key] = str(max(n_trials, 1))
+    settings = {"TUNE_MAX_PENDING_TRIALS_PG": str(max(n_trials, 1)), "TUNE_PRINT_ALL_TRIAL_ERRORS": "0",
+                "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1"}
+    previous = {key: os.environ.get(key) for key in settings}
+    os.environ.update({key: value for key, value in settings.items() if previous[key] is None})
     try:
         return tuner.fit()
     finally:
-        if previous is None:
-            del os.environ[key]
+        for key, value in previous.items():
+            if value is None:
+                os.environ.pop(key, None)
 
 
-def _new_tuner(tasks, jobs, overrides, where: tuple[str, str], provenance, max_concurrent, fault,
-               trainable, callbacks: list[tune.Callback], shared: SharedData | None) -> tune.Tuner:
+def trial_book(tasks, jobs, overrides, shared: SharedData | None, common: dict) -> dict:
+    """What each trial needs beyond its Tune config, by task id: its task, job, data keys and notes, with what all
+    trials share ("" key: provenance, fault, DDP storage). Put in the object store once (tune.with_parameters),
+    so Tune's per-trial state stays a few hundred bytes: with the whole task in every trial's config, its
+    experiment state grew by ~50 KB a trial and was rewritten whole at every save, slowing a large search."""
+    by_name = {j.name: j for j in jobs}
+    book = {"": common}
+    for task in tasks:
+        key = shared.key_of.get(task.task_id) if shared else None
+        job = by_name[task.job]
+        book[task.task_id] = {"task": to_plain(task), "job": {**to_plain(job.config), "variant": job.variant},
+                              "data_key": key, "cache_file": shared.cache_files.get(key) if key else None,
+                              "dataset_notes": shared.notes.get(task.task_id, []) if shared else [],
+                              **_part_keys(task, shared)}
+    return book
+
+
+def trial_configs(tasks, jobs, overrides) -> list[dict]:
+    """Tune's config of each trial: the task id, what the scheduler needs (job cap group, resources, retries)."""
     by_name = {j.name: j for j in jobs}
     cluster_gpus = float(ray.cluster_resources().get("GPU", 0))
-    specs = []
-    for task in tasks:
-        job = by_name[task.job]
-        key = shared.key_of.get(task.task_id) if shared else None
-        specs.append({"task": to_plain(task), "job": {**to_plain(job.config), "variant": job.variant},
-                      "cap_group": job.job_name,
-                      "data_key": key, "cache_file": shared.cache_files.get(key) if key else None,
-                      "dataset_notes": shared.notes.get(task.task_id, []) if shared else [],
-                      **_part_keys(task, shared),
-                      "resources": resources(job, overrides, cluster_gpus),
-                      "retries": job.config.max_retries})
+    return [{"spec": {"task_id": t.task_id, "cap_group": by_name[t.job].job_name,
+                      "resources": resources(by_name[t.job], overrides, cluster_gpus),
+                      "retries": by_name[t.job].config.max_retries}} for t in tasks]
+
+
+def _new_tuner(tasks, jobs, where: tuple[str, str], configs: list[dict], max_concurrent,
+               trainable, callbacks: list[tune.Callback]) -> tune.Tuner:
     caps = {j.job_name: j.config.max_concurrent for j in jobs if j.config.max_concurrent}
-    # a DDP fold's Ray Train runs (their checkpoints) live in the experiment, so a fresh submit starts them afresh
-    common = {"provenance": provenance, "fault": fault, "ddp_storage": f"{where[0].rstrip('/')}/{where[1]}/ddp"}
     if caps:
-        configs = [{"spec": spec, **common} for spec in specs]
         search = {"search_alg": JobCaps(configs, caps), "num_samples": len(configs)}
     else:
         search = {}
     return tune.Tuner(
         trainable,
-        param_space={} if caps else {"spec": tune.grid_search(specs), **common},
+        param_space={} if caps else {"spec": tune.grid_search([c["spec"] for c in configs])},
         tune_config=tune.TuneConfig(reuse_actors=True, max_concurrent_trials=max_concurrent, **search,
                                     scheduler=_scheduler(jobs, tasks),
                                     trial_name_creator=_trial_name, trial_dirname_creator=_trial_name),
         run_config=tune.RunConfig(
             name=where[1],
             storage_path=where[0],
-            failure_config=tune.FailureConfig(max_failures=max(s["retries"] for s in specs)),
+            failure_config=tune.FailureConfig(max_failures=max(c["spec"]["retries"] for c in configs)),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),  # a retry needs only the last
             verbose=0,
             callbacks=callbacks,
@@ -267,18 +368,16 @@ def _scheduler(jobs: list[NamedJob], tasks: list[Task]):
                          max_t=max(t.max_epochs for t in tasks) + 1)
 
 
-def _with_data(shared: SharedData | None):
-    """run_trial with the prepared datasets in the object store, put there once for all trials.
+def _with_data(shared: SharedData | None, book: dict):
+    """run_trial with the trial book and the prepared datasets in the object store, put there once for all trials.
 
     A dataset larger than half the object store is left out: its trials read the
     driver's cache file instead (still not re-reading the records).
     """
-    if shared is None or not shared.records:
-        return run_trial
-    capacity = ray.available_resources().get("object_store_memory", 0)
-    if shared.nbytes > capacity / 2:
-        return run_trial
-    trainable = tune.with_parameters(run_trial, shared=shared.records)  # ray.put now, Ray being initialised
+    if shared is None or not shared.records or shared.nbytes > ray.available_resources().get(
+            "object_store_memory", 0) / 2:
+        return tune.with_parameters(run_trial, book=book)
+    trainable = tune.with_parameters(run_trial, shared=shared.records, book=book)  # ray.put now
     # The object store holds them from here; the driver's own copy would only double its memory.
     shared.records.clear()
     return trainable
@@ -295,8 +394,9 @@ def _placement(config: dict) -> PlacementGroupFactory:
 
 
 def trial_task_id(trial) -> str:
-    """The task id of a Tune trial (its config's task)."""
-    return trial.config["spec"]["task"]["task_id"]
+    """The task id of a Tune trial or result (its config's; an experiment of before the trial book: its task's)."""
+    spec = trial.config["spec"]
+    return spec["task_id"] if "task_id" in spec else spec["task"]["task_id"]
 
 
 def _trial_name(trial) -> str:

@@ -5,9 +5,12 @@ module knows no Ray. Modes:
   live   (stdout is a terminal) one row per task, redrawn at most once a
          second: job, fold, state, epoch, best validation score, elapsed, and
          an ETA from the seconds per epoch so far (an upper bound: early
-         stopping may end a fold sooner);
+         stopping may end a fold sooner). More than MANY tasks (a search of
+         hundreds of variants) keep to one screen: the rows of the running
+         tasks (at most LISTED) and of the failed and retried ones (at most
+         LISTED), "... and N more", and the counts per state;
   lines  (stdout is a file or a pipe, e.g. CI logs) one line per event;
-  quiet  (--quiet) nothing until the closing summary, except errors.
+  quiet  (--quiet) nothing until the closing summary, except errors and retries.
 Nothing holds a reference to sys.stdout: Tune pickles its callbacks.
 """
 
@@ -16,6 +19,10 @@ from __future__ import annotations
 import sys
 import time
 from dataclasses import dataclass, field
+
+MANY = 40  # tasks: more than this many, the live table shows the running and failed tasks only
+LISTED = 20  # rows of running (and of failed or retried) tasks in that view
+HEADER = f"{'task':<44} {'state':<8} {'epoch':>9} {'best':>6} {'elapsed':>8} {'ETA':>8}"
 
 
 @dataclass
@@ -77,6 +84,15 @@ class ProgressView:
         else:
             print(f"[error] {task_id}: see {where}")  # even when quiet
 
+    def retry(self, task_id: str, what: str) -> None:
+        """Tune retries the task (orchestrator.run.driver.retry_line says why, where and from which epoch)."""
+        row = self.rows.setdefault(task_id, TaskRow())
+        row.state, row.note = "retry", what
+        if self.mode == "live":
+            self.tick(force=True)
+        else:
+            print(f"[retry] {task_id}: {what}")  # even when quiet
+
     def tick(self, force: bool = False) -> None:
         """Redraw the live table (at most once a second)."""
         if self.mode != "live" or (not force and time.time() - self.last_draw < 1.0):
@@ -88,16 +104,17 @@ class ProgressView:
         self.last_draw, self.drawn_lines = time.time(), text.count("\n") + 1
 
     def table(self) -> str:
+        """Every task's row; more than MANY tasks: the running, then the failed and retried ones (capped)."""
         now = time.time()
-        lines = [f"{'task':<44} {'state':<8} {'epoch':>9} {'best':>6} {'elapsed':>8} {'ETA':>8}"]
-        for task_id, row in self.rows.items():
-            elapsed = now - row.started if row.started else None
-            eta = None
-            if row.state == "running" and row.seconds_per_epoch:
-                eta = row.seconds_per_epoch * max(0, row.max_epochs - row.epoch)
-            best = f"{row.best:.3f}" if row.best is not None else ""
-            lines.append(f"{task_id:<44} {row.state:<8} {f'{row.epoch}/{row.max_epochs}':>9} {best:>6} "
-                         f"{_duration(elapsed):>8} {_duration(eta):>8} {row.note}".rstrip())
+        if len(self.rows) <= MANY:
+            lines = [HEADER, *[_row(task_id, row, now) for task_id, row in self.rows.items()]]
+        else:
+            lines = [HEADER]
+            for states in (("running",), ("error", "retry")):
+                chosen = [(task_id, row) for task_id, row in self.rows.items() if row.state in states]
+                lines += [_row(task_id, row, now) for task_id, row in chosen[:LISTED]]
+                if len(chosen) > LISTED:
+                    lines.append(f"... and {len(chosen) - LISTED} more {' or '.join(states)}")
         counts = {}
         for row in self.rows.values():
             counts[row.state] = counts.get(row.state, 0) + 1
@@ -109,6 +126,16 @@ class ProgressView:
             print(text)
         elif self.mode == "live":
             self.tick()
+
+
+def _row(task_id: str, row: TaskRow, now: float) -> str:
+    elapsed = now - row.started if row.started else None
+    eta = None
+    if row.state == "running" and row.seconds_per_epoch:
+        eta = row.seconds_per_epoch * max(0, row.max_epochs - row.epoch)
+    best = f"{row.best:.3f}" if row.best is not None else ""
+    return (f"{task_id:<44} {row.state:<8} {f'{row.epoch}/{row.max_epochs}':>9} {best:>6} "
+            f"{_duration(elapsed):>8} {_duration(eta):>8} {row.note}").rstrip()
 
 
 def _duration(seconds: float | None) -> str:

@@ -43,7 +43,7 @@ def is_jobs_address(address: str | None) -> bool:
 def remote_argv(opts, tasks: list, root: Path) -> list[str]:
     """The submit command the cluster runs: project files relative to the upload, other paths absolute."""
     argv = ["submit", _inside(opts.job_file, root, "job file"), "--address", "auto", "--settings", SETTINGS_FILE,
-            "--log-dir", str(Path(opts.log_dir).resolve())]
+            "--log-dir", _absolute(opts.log_dir)]
     if opts.models_dir:
         argv += ["--models-dir", _inside(opts.models_dir, root, "models folder")]
     o = opts.overrides
@@ -86,7 +86,7 @@ def _absolute(path: str | None) -> str | None:
 def remote_settings(settings):
     """The settings resolved here, with their paths made absolute for the cluster."""
     return replace(settings, data_root=str(Path(settings.data_root).resolve()),
-                   log_root=str(Path(settings.log_root).resolve()),
+                   log_root=_absolute(settings.log_root),
                    storage_path=_absolute(settings.storage_path), address=None)
 
 

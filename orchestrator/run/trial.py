@@ -8,7 +8,9 @@ checkpoint: `tune.get_checkpoint()` gives the state back, the fold log drops
 the rows after it, and training continues. Every path is absolute because
 trials run in their own cwd. A fold of a job with workers_per_task > 1 is
 trained by several processes through Ray Train (orchestrator.run.ddp); its
-trial only starts them and reports the fold's end.
+trial only starts them and reports the fold's end. A fold folder on object
+storage is written through a local stage (orchestrator.logdir.writer); a
+fine-tuning checkpoint there is downloaded first.
 """
 
 from __future__ import annotations
@@ -28,8 +30,9 @@ from ecgcore.config.task import Task
 from ecgcore.io.cache import read_records
 from ecgcore.training.distributed import Replicas
 from ecgcore.training.train import train_task
-from orchestrator.logdir.reader import FoldDir
+from orchestrator.logdir.reader import SCORES
 from orchestrator.logdir.runstate import finished
+from orchestrator.logdir.storage import Remote, is_uri, name_of, parent_of, read_json
 from orchestrator.logdir.writer import FoldLog
 
 
@@ -67,7 +70,8 @@ class TuneFoldLog(FoldLog):
     def on_checkpoint(self, state: dict) -> None:
         with tempfile.TemporaryDirectory() as tmp:
             torch.save(state, Path(tmp) / CHECKPOINT_FILE)  # EpochLoop.state(): already on the CPU
-            self.report(self.row, tmp)
+            # the node with the row: should the trial fail, the driver can tell whether its node was lost
+            self.report({**self.row, "node_id": node_id()}, tmp)
 
 
 CHECKPOINT_FILE = "state.pt"
@@ -81,18 +85,20 @@ def restored_state(checkpoint) -> dict | None:
         return torch.load(Path(directory) / CHECKPOINT_FILE, map_location="cpu", weights_only=True)
 
 
-def run_trial(config: dict, shared: dict | None = None) -> None:
+def run_trial(config: dict, shared: dict | None = None, book: dict | None = None) -> None:
     """Tune function trainable: one fold of one job, continued from its checkpoint on a retry.
 
-    A fold whose scores.json already holds this configuration's result (a
+    config: Tune's (the task id, resources); book: the driver's trial book (orchestrator.run.driver.trial_book),
+    whose entry for the task completes it. A fold whose scores.json already holds this configuration's result (a
     resumed submit whose experiment state lagged behind) is reported done
     without training again; a fresh submit removes those files first.
     """
     quiet_ray_loggers()
+    config = full_config(config, book or {})
     spec = config["spec"]
     task = task_from_dict(spec["task"])
     if finished(task):
-        scores = FoldDir(Path(task.out_dir)).scores()
+        scores = read_json(task.out_dir, SCORES)
         tune.report({"epoch": scores["epochs_run"], **_final(task, scores), "fold_done": True, "skipped": True})
         return
     if spec["resources"].get("workers", 1) > 1:
@@ -107,6 +113,12 @@ def run_trial(config: dict, shared: dict | None = None) -> None:
     tune.report({"epoch": scores["epochs_run"], **_final(task, scores), "fold_done": True})
 
 
+def full_config(config: dict, book: dict) -> dict:
+    """The trial's config with its book entry: {"spec": task, job, data keys, ..., "provenance", "fault", ...}."""
+    spec = config["spec"]
+    return {**book.get("", {}), **config, "spec": {**book.get(spec.get("task_id"), {}), **spec}}
+
+
 def train_fold(config: dict, task: Task, records, parts: dict | None, resume: dict | None, placement: dict,
                report=_tune_report, replicas: Replicas = Replicas(), device: str | None = None) -> dict:
     """Train the fold in this process, writing its folder (a trial, or a DDP fold's rank 0); its scores.
@@ -118,14 +130,27 @@ def train_fold(config: dict, task: Task, records, parts: dict | None, resume: di
     log.open(resume, placement)
     try:
         notes = (*config["spec"].get("dataset_notes", ()), *((note,) if note else ()))
-        result = train_task(task, log, resume, records, parts, device=device or where, notes=notes,
-                            replicas=replicas)
+        with tempfile.TemporaryDirectory(prefix="ecg-init-") as scratch:
+            result = train_task(local_init(task, Path(scratch)), log, resume, records, parts,
+                                device=device or where, notes=notes, replicas=replicas)
     except BaseException as exc:
         log.record_error(exc)
         raise
     finally:
         log.close()
     return log.finish(result)
+
+
+def local_init(task: Task, scratch: Path) -> Task:
+    """The task with its fine-tuning checkpoint on this machine: one on object storage is downloaded to scratch
+    (train_task loads a local file; the task's recorded init_checkpoint stays the URI, in scores.json too)."""
+    if not task.init_checkpoint or not is_uri(task.init_checkpoint):
+        return task
+    from dataclasses import replace
+
+    target = scratch / name_of(task.init_checkpoint)
+    Remote(parent_of(task.init_checkpoint)).download(name_of(task.init_checkpoint), target)
+    return replace(task, init_checkpoint=str(target))
 
 
 def quiet_ray_loggers() -> None:

@@ -21,7 +21,9 @@ forwards Tune's) and reads everything else from the log folder:
               of multi-label jobs (threshold_<class>); artifacts hotlog.csv,
               scores.json, predictions.csv and any PNG of the fold folder; a
               failed fold: FAILED with its error.txt.
-The run ids are kept in log/<arch>/<job>/mlflow.json. `resume` continues those
+The run ids are kept in log/<arch>/<job>/mlflow.json. A log folder on object
+storage is read through orchestrator.logdir.storage (a fold's files copied to
+a temporary folder for as long as they are logged). `resume` continues those
 runs (a fold finished and logged earlier is left as it is; one finished
 without tracking is logged now); a fresh submit, which removes the old
 results, starts new runs. A store that fails (down, unwritable) stops the
@@ -47,9 +49,8 @@ from orchestrator.logdir.reader import (
     PREDICTIONS,
     SCORES,
     FoldDir,
-    read_json_or_none,
-    write_json_atomic,
 )
+from orchestrator.logdir.storage import mounted, parent_of, read_json, write_json
 from orchestrator.tracking import tracking_uri
 from orchestrator.tracking.store import Store, absolute_uri, connect, metric_name, number
 
@@ -124,8 +125,8 @@ class TrackedJob:
     uri: str
     tags: dict[str, str]
     params: dict[str, str]
-    job_dir: Path
-    folds: dict[int, Path]  # fold id -> fold folder
+    job_dir: str  # a path or a URI, as the fold folders
+    folds: dict[int, str]  # fold id -> fold folder
     on: bool = True
     parent: str | None = None
     concluded: bool = False  # the parent has its aggregates and is FINISHED
@@ -142,7 +143,7 @@ def tracked_jobs(jobs, tasks, overrides, provenance: dict) -> list[TrackedJob]:
         mine = [t for t in tasks if t.job == job.name]
         if not uri or not mine:
             continue
-        first, job_dir = mine[0], Path(mine[0].out_dir).parent
+        first, job_dir = mine[0], parent_of(mine[0].out_dir)
         tags = {"job_file": str(Path(job.file).resolve()), "job": job.name, "architecture": first.model.model_name,
                 "split": first.split, "track": first.track, "kind": first.kind,
                 "model_file": first.model_file, "job_dir": str(job_dir)}
@@ -152,7 +153,7 @@ def tracked_jobs(jobs, tasks, overrides, provenance: dict) -> list[TrackedJob]:
             tags.update({"search": job.job_name, "variant": json.dumps(job.variant)})
         out.append(TrackedJob(name=job.name, uri=absolute_uri(uri), tags=tags,
                               params=flat_params(to_plain(first.model)), job_dir=job_dir,
-                              folds={t.fold: Path(t.out_dir) for t in mine}))
+                              folds={t.fold: t.out_dir for t in mine}))
     return out
 
 
@@ -234,7 +235,7 @@ class MlflowTracker:
 
     def _open_job(self, job: TrackedJob) -> None:
         store = self._store(job.uri)
-        saved = read_json_or_none(job.job_dir / MLFLOW_RUNS) if self.resume else None
+        saved = read_json(job.job_dir, MLFLOW_RUNS) if self.resume else None
         parent = saved.get("parent_run_id") if saved and saved.get("tracking_uri") == job.uri else None
         status = store.status(parent)
         if status is None:
@@ -249,7 +250,7 @@ class MlflowTracker:
                 store.set_status(parent, "RUNNING")
         self._save(job)
         for fold, folder in job.folds.items():
-            if FoldDir(folder).finished:
+            if read_json(folder, SCORES) is not None:
                 self._finish_fold(job, fold)
 
     def _reuse_children(self, store: Store, job: TrackedJob, run_ids: dict) -> None:
@@ -289,15 +290,16 @@ class MlflowTracker:
     def _finish_fold(self, job: TrackedJob, fold: int) -> None:
         if job.status.get(fold) == "FINISHED":
             return
-        folder = FoldDir(job.folds[fold])
-        scores = folder.scores()
-        if scores is None:  # reported done, yet no result on disk: nothing to log
-            return
-        self._log_rows(job, fold, folder.validations())
-        store, run_id = self._store(job.uri), job.runs[fold]
-        store.log_metrics(run_id, {**final_metrics(scores), **threshold_metrics(scores)})
-        store.log_files(run_id, [p for p in (folder.file(HOTLOG), folder.file(SCORES), folder.file(PREDICTIONS))
-                                 if p.exists()] + sorted(folder.path.glob("*.png")))
+        with mounted(job.folds[fold]) as path:
+            folder = FoldDir(path)
+            scores = folder.scores()
+            if scores is None:  # reported done, yet no result on disk: nothing to log
+                return
+            self._log_rows(job, fold, folder.validations())
+            store, run_id = self._store(job.uri), job.runs[fold]
+            store.log_metrics(run_id, {**final_metrics(scores), **threshold_metrics(scores)})
+            store.log_files(run_id, [p for p in (folder.file(HOTLOG), folder.file(SCORES), folder.file(PREDICTIONS))
+                                     if p.exists()] + sorted(folder.path.glob("*.png")))
         store.set_status(run_id, "FINISHED")
         job.status[fold] = "FINISHED"
         self._conclude(job)
@@ -307,21 +309,22 @@ class MlflowTracker:
         if job.concluded or any(job.status.get(fold) != "FINISHED" for fold in job.folds):
             return
         store = self._store(job.uri)
-        folds = [final_metrics(FoldDir(folder).scores() or {}) for folder in job.folds.values()]
+        folds = [final_metrics(read_json(folder, SCORES) or {}) for folder in job.folds.values()]
         store.log_metrics(job.parent, fold_aggregates(folds))
         from orchestrator.logdir.plots import plot_job  # matplotlib: only once a job is complete
 
-        with tempfile.TemporaryDirectory(prefix="ecg-mlflow-plots-") as tmp:
-            written, _ = plot_job(job.job_dir, Path(tmp))
+        with tempfile.TemporaryDirectory(prefix="ecg-mlflow-plots-") as tmp, mounted(job.job_dir) as job_dir:
+            written, _ = plot_job(job_dir, Path(tmp))
             store.log_files(job.parent, written, "plots")
         store.set_status(job.parent, "FINISHED")
         job.concluded = True
 
     def _end_fold(self, job: TrackedJob, fold: int, status: str) -> None:
         store, run_id = self._store(job.uri), job.runs[fold]
-        error = FoldDir(job.folds[fold]).file(ERROR)
-        if status == "FAILED" and error.exists():
-            store.log_files(run_id, [error])
+        if status == "FAILED":
+            with mounted(job.folds[fold]) as path:
+                if (path / ERROR).exists():
+                    store.log_files(run_id, [path / ERROR])
         store.set_status(run_id, status)
         job.status[fold] = status
 
@@ -336,7 +339,7 @@ class MlflowTracker:
         store.set_status(job.parent, "FAILED" if "FAILED" in job.status.values() else "KILLED")
 
     def _save(self, job: TrackedJob) -> None:
-        write_json_atomic(job.job_dir / MLFLOW_RUNS, {
+        write_json(job.job_dir, MLFLOW_RUNS, {
             "tracking_uri": job.uri, "experiment_id": self._store(job.uri).experiment_id,
             "parent_run_id": job.parent, "fold_run_ids": {str(fold): run for fold, run in sorted(job.runs.items())}})
 

@@ -45,7 +45,7 @@ def test_a_job_spreads_over_two_nodes(tmp_path, synth_dir):
                           cwd=tmp_path, capture_output=True, text=True, timeout=600,
                           env={**os.environ, "PYTHONPATH": str(ROOT), "RAY_USAGE_STATS_ENABLED": "0"})
     assert "EXIT 2 0" in proc.stdout, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert "pass --storage-path" in proc.stderr
+    assert "--log-dir as a URI" in proc.stderr and "--storage-path" in proc.stderr
     folds = tmp_path / "log" / "CNN" / "job"
     nodes = set()
     for k in range(4):

@@ -39,7 +39,7 @@ def ddp_run(tmp_path_factory, synth_dir, ray_session):
     opts = SubmitOptions(job_file=str(job_file), log_dir=str(base / "log"), overrides=Overrides(data=str(synth_dir)))
     jobs, tasks = plan(opts, base)
     marker = base / "raised"
-    outcomes = driver.run_tasks(tasks, jobs, opts.overrides, base / "log", {},
+    outcomes = driver.run_tasks(tasks, jobs, opts.overrides, str(base / "log"), {},
                                 fault={"raise_at_epoch": 2, "marker": str(marker)})
     return base, tasks[0], outcomes, marker
 

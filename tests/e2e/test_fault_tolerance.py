@@ -26,7 +26,7 @@ def run(tmp_path, synth_dir, max_epochs, fault=None):
     opts = SubmitOptions(job_file=str(job_file), log_dir=str(tmp_path / "log"),
                          overrides=Overrides(data=str(synth_dir)))
     jobs, tasks = plan(opts, tmp_path)
-    outcomes = driver.run_tasks(tasks, jobs, opts.overrides, tmp_path / "log", {}, fault=fault)
+    outcomes = driver.run_tasks(tasks, jobs, opts.overrides, str(tmp_path / "log"), {}, fault=fault)
     return outcomes, tmp_path / "log" / "CNN" / "job" / "fold1"
 
 
@@ -76,3 +76,25 @@ def test_a_killed_trial_worker_is_retried_and_completes(tmp_path, synth_dir, ray
     assert [o.ok for o in outcomes] == [True]
     attempt = assert_clean(fold, 12)
     assert attempt["attempt"] >= 2 and attempt["pid"] != killed[0]
+
+
+def test_a_fold_folder_that_cannot_be_written_fails_that_fold_only(tmp_path, synth_dir, ray_session):
+    """A file where fold 1's folder should be (unwritable even as root): fold 1 fails naming its folder, fold 0
+    finishes, and the blocking file is left as it was."""
+    from orchestrator.run import driver
+
+    write_json(tmp_path / "models" / "tiny.json", tiny_model("CNN", max_epochs=2))
+    job_file = write_json(tmp_path / "jobs" / "j.json", {"job": {"model": "tiny", "split": "split_3_3_1",
+                                                                  "cvids": [0, 1], "log_en": False,
+                                                                  "max_retries": 0}})
+    blocked = tmp_path / "log" / "CNN" / "job" / "fold1"
+    blocked.parent.mkdir(parents=True)
+    blocked.write_text("not a folder")
+    opts = SubmitOptions(job_file=str(job_file), log_dir=str(tmp_path / "log"),
+                         overrides=Overrides(data=str(synth_dir)))
+    jobs, tasks = plan(opts, tmp_path)
+    outcomes = driver.run_tasks(tasks, jobs, opts.overrides, str(tmp_path / "log"), {})
+    assert [o.ok for o in outcomes] == [True, False]
+    assert f"fold folder {blocked}: cannot write" in outcomes[1].error
+    assert blocked.read_text() == "not a folder"
+    assert (blocked.parent / "fold0" / "scores.json").exists()

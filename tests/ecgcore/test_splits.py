@@ -2,6 +2,7 @@
 
 import json
 import re
+import stat
 
 import numpy as np
 import pytest
@@ -10,6 +11,7 @@ from ecgcore.data.splits import generate_split, load_split, resolve_split, write
 from ecgcore.errors import DataError
 from ecgcore.io.cinc2017 import CLASSES, read_reference, record_number
 from orchestrator.cli import main
+from tests.conftest import linked_records
 
 
 def _labels(root):
@@ -82,18 +84,48 @@ def test_split_command_writes_reference_layout(synth_dir, tmp_path, capsys):
     assert main(["split", str(synth_dir), "--out", str(out)]) == 2  # never overwritten
 
 
-def test_read_only_dataset_is_never_written(sample2017, capsys):
-    # The shared copy may come with a splits/ folder of its own: nothing may be added to what is there.
-    def listing():
-        return sorted((sample2017 / "splits").rglob("*")) if (sample2017 / "splits").exists() else None
+def _snapshot(folder):
+    """Every entry under folder (the folder itself included): relative name -> (kind, size, mtime in ns).
 
-    before = listing()
-    assert main(["split", str(sample2017), "--seed", "99"]) == 2
+    lstat, so the links into the shared data are described, not the records they point at; a folder's
+    mtime changes when an entry is added or removed, even one that is gone again.
+    """
+    def entry(path):
+        st = path.lstat()
+        return (stat.S_IFMT(st.st_mode), st.st_size, st.st_mtime_ns)
+    return {".": entry(folder), **{str(p.relative_to(folder)): entry(p) for p in folder.rglob("*")}}
+
+
+@pytest.fixture
+def read_only_dataset(sample2017, tmp_path):
+    """The shared sample's records linked into a folder with no write bits, the project's mark of a read-only
+    dataset (ecgcore.data.splits.writable). Root may still write into it: the tests compare its listing before
+    and after instead of counting on a permission error, and the shared folder is never at stake."""
+    (tmp_path / "cinc2017").mkdir()
+    folder = linked_records(sample2017, tmp_path / "cinc2017", n=10**6)
+    folder.chmod(0o555)
+    yield folder
+    folder.chmod(0o755)  # so that the tmp_path clean-up can remove it without root
+
+
+def test_read_only_dataset_is_never_written(read_only_dataset, capsys):
+    before = _snapshot(read_only_dataset)
+    assert main(["split", str(read_only_dataset), "--seed", "99"]) == 2
     assert "read-only" in capsys.readouterr().err
-    assert listing() == before
-    numbers, labels = _labels(sample2017)
-    resolve_split(sample2017, "split_5_6_99", numbers, labels, persist=True)
-    assert listing() == before and not (sample2017 / "splits" / "split_5_6_99").exists()
+    assert _snapshot(read_only_dataset) == before
+    numbers, labels = _labels(read_only_dataset)
+    split = resolve_split(read_only_dataset, "split_5_6_99", numbers, labels, persist=True)
+    assert len(split.folds) == 5  # the split is made, in memory only
+    assert _snapshot(read_only_dataset) == before
+
+
+def test_writable_dataset_gets_its_split(read_only_dataset):
+    # The counterpart: the same folder with its write bit back is written, so the test above proves the
+    # read-only rule held, not that resolve_split never writes.
+    read_only_dataset.chmod(0o755)
+    numbers, labels = _labels(read_only_dataset)
+    resolve_split(read_only_dataset, "split_5_6_99", numbers, labels, persist=True)
+    assert (read_only_dataset / "splits" / "split_5_6_99" / "test4.json").exists()
 
 
 def test_holdout_split_sets_a_stratified_part_aside(tmp_path):

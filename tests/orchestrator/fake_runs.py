@@ -1,5 +1,7 @@
 """Hand-made finished CinC 2017 jobs (scores.json + predictions.csv per fold) for summarize, compare, report.
 
+Also a search of many such variants (write_search), and unfinished fold folders for `status` (write_unfinished).
+
 A job's predictions are the true labels with a given fraction of records answered wrongly,
 fold by fold, so that its scores.json agrees with its predictions.csv as a real run's do.
 """
@@ -7,6 +9,9 @@ fold by fold, so that its scores.json agrees with its predictions.csv as a real 
 from __future__ import annotations
 
 import csv
+import os
+import socket
+import time
 
 import numpy as np
 
@@ -51,5 +56,37 @@ def _write_fold(d, job, k, cvids, split, data_dir, names, labels, predictions) -
     write_json(d / "job.json", {"cvids": list(cvids), "cvid": k, "name": job, "split": split})
     write_json(d / "scores.json", {"fold": k, "job": job, "kind": "classify", "split": split, "data_dir": data_dir,
                                    "challenge": 2017, "classes": list(CLASSES), "train": train, "valid": valid,
-                                   "test": test, "provenance": {"git_commit": "abc123", "host": "vm"}})
+                                   "test": test, "epochs_run": 12, "best_epoch": 9,
+                                   "provenance": {"git_commit": "abc123", "host": "vm"}})
     return test["score"]
+
+
+def write_search(log, arch: str, job: str, n_variants: int, n_folds: int = 5,
+                 split: str = "split_5_6_14") -> list[str]:
+    """A searched job's n_variants variants <job>__learning_rate-<v> of n_folds finished folds each.
+
+    Variant i answers about 10% + 30% i / n_variants of its records wrongly (the first is best, up to
+    noise); returns the variant names.
+    """
+    names = []
+    for i in range(n_variants):
+        name = f"{job}__learning_rate-{10 ** (-4 + 3 * i / max(1, n_variants)):.6g}"
+        rate = 0.1 + 0.3 * i / n_variants
+        write_job(log, arch, name, [rate] * n_folds, seed=i, split=split)
+        names.append(name)
+    return names
+
+
+HOTLOG = "epoch,best_epoch,train_loss,valid_accuracy,valid_score,learning_rate,elapsed_s\n" \
+         "1,1,1.0,0.5,0.40,0.001,3\n2,1,0.9,0.5,0.30,0.001,6\n"
+
+
+def write_unfinished(fold, state: str, pid: int | None = None) -> None:
+    """A fold folder that is pending, running (this process), stopped (pid: a process that has ended) or failed."""
+    fold.mkdir(parents=True, exist_ok=True)
+    if state == "failed":
+        (fold / "error.txt").write_text("Traceback ...\nRuntimeError: CUDA out of memory\n")
+    elif state in ("running", "stopped"):
+        write_json(fold / "attempt.json", {"host": socket.gethostname(), "started": time.time(), "attempt": 1,
+                                           "pid": os.getpid() if state == "running" else pid})
+        (fold / "hotlog.csv").write_text(HOTLOG)

@@ -224,10 +224,11 @@ def test_search_variants_are_sibling_parents_grouped_by_a_tag(tmp_path, store_ur
         "training_parameters.learning_rate": 0.01}
     assert tracked[1].params["training_parameters.learning_rate"] == "0.01"
     assert tracked[0].tags["git_commit"] == tracked[0].tags["mlflow.source.git.commit"] == "abc123"
-    assert tracked[0].folds == {k: tmp_path / "log" / "CNN" / "lr__learning_rate-0.001" / f"fold{k}" for k in (0, 1)}
+    variant = tmp_path / "log" / "CNN" / "lr__learning_rate-0.001"
+    assert tracked[0].folds == {k: str(variant / f"fold{k}") for k in (0, 1)}
     for job in tracked:
         job.uri = store_uri
-        job.job_dir.mkdir(parents=True)
+        Path(job.job_dir).mkdir(parents=True)
     _tracker(tracked, "search")
     client = MlflowClient(store_uri)
     parents = client.search_runs([client.get_experiment_by_name("search").experiment_id], "tags.search = 'lr'")

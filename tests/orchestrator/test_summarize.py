@@ -1,9 +1,10 @@
-"""summarize on hand-made fold results: rows, mean, sample std, incomplete jobs, formats."""
+"""summarize on hand-made fold results: rows, mean, sample std, incomplete jobs, formats; a search in one screen."""
 
 import csv
 import io
 import json
 import math
+import time
 
 import numpy as np
 import pytest
@@ -11,7 +12,7 @@ import pytest
 from orchestrator.cli import main
 from orchestrator.commands.summarize import Bootstrap, summarize
 from tests.conftest import write_json
-from tests.orchestrator.fake_runs import write_job
+from tests.orchestrator.fake_runs import write_job, write_search
 
 
 def _fold(log, job, k, score, cvids):
@@ -109,3 +110,74 @@ def test_repeated_split_means_per_repeat(tmp_path):
     assert data["repeats"]["mean"]["score"] == pytest.approx({"0": np.mean(scores[:5]), "1": np.mean(scores[5:])})
     assert f"mean r0         {np.mean(scores[:5]):.3f}" in text and "mean r1 " in text
     assert data["bootstrap"]["n_records"] == 200 and data["bootstrap"]["n_rows"] == 400  # each record twice
+
+
+@pytest.fixture(scope="module")
+def search_log(tmp_path_factory):
+    """A search of 200 learning rates x 5 folds beside a plain job."""
+    log = tmp_path_factory.mktemp("search") / "log"
+    write_search(log, "CNN", "lr", 200)
+    write_job(log, "CNN", "plain", [0.2] * 5, seed=7)
+    return log
+
+
+def test_a_search_of_200_variants_is_one_screen(search_log, capsys):
+    started = time.perf_counter()
+    text = summarize(search_log, "CNN")
+    seconds = time.perf_counter() - started
+    data = json.loads((search_log / "CNN" / "summary.json").read_text())
+    ranking = data["rankings"]["lr"]
+    assert seconds < 5 and len(text.splitlines()) <= 45
+    assert "CNN / plain\n" in text and "  plain  " in text  # a job that is not a variant keeps its table
+    assert "CNN / lr__" not in text and f"  {ranking[0]}  " not in text  # no variant's own table nor mean line
+    assert "search lr: variants ranked by mean CV score (200 variants" in text
+    top = data["jobs"][ranking[0]]
+    assert f"   1. {ranking[0]:<40} {top['mean']['score']:.3f} ± {top['std']['score']:.3f} (5 folds)  pooled " in text
+    assert f"  20. {ranking[19]} " in text and f"  21. {ranking[20]} " not in text
+    assert "  ... 180 more variants: --all lists them" in text
+    assert "The top score is optimistic: it is the best of 200 variants' means on the same test folds," in text
+    assert "biased upwards (the winner's curse)" in text
+    assert "the split split_5_6_14 has no hold-out part, so the top score is not confirmed on other records" in text
+    # summary.json keeps every variant and fold; intervals: the plain job and the top variant only
+    assert len(data["jobs"]) == 201 and all(len(data["jobs"][v]["folds"]) == 5 for v in ranking)
+    assert top["bootstrap"] is not None and data["jobs"]["plain"]["bootstrap"] is not None
+    assert data["jobs"][ranking[1]]["bootstrap"] is None and "--all" in data["jobs"][ranking[1]]["bootstrap_note"]
+    assert main(["summarize", "CNN", "--log-dir", str(search_log), "--format", "csv", "--resamples", "0"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 1 + 201 * 5
+    print(f"summarize of 200 variants x 5 folds: {seconds:.3f} s, {len(text.splitlines())} lines")
+
+
+def test_full_shows_every_variant(search_log):
+    text = summarize(search_log, "CNN", full=True, bootstrap=Bootstrap(resamples=50))
+    data = json.loads((search_log / "CNN" / "summary.json").read_text())
+    ranking = data["rankings"]["lr"]
+    assert all(data["jobs"][v]["bootstrap"]["resamples"] == 50 for v in ranking)
+    assert text.count("CNN / lr__") == 200 and f"200. {ranking[-1]} " in text and "more variants" not in text
+    assert "The top score is optimistic" in text
+
+
+def _holdout_search(log, ensemble: bool) -> list[str]:
+    names = write_search(log, "CNN", "lr", 3, n_folds=2, split="split_5_6_14_holdout")
+    if ensemble:
+        for k, name in enumerate(names):
+            write_json(log / "CNN" / name / "ensemble.json", {
+                "n_records": 40, "folds": [0, 1], "single_fold_scores": {"0": 0.6, "1": 0.7},
+                "single_fold_mean": 0.65 + k / 100, "ensemble": {"score": 0.68 + k / 100, "accuracy": 0.8,
+                                                                 "f1": {"N": 0.8, "A": 0.6, "O": 0.6, "~": 0.6}}})
+    return names
+
+
+def test_the_top_variant_on_the_hold_out_part(tmp_path):
+    names = _holdout_search(tmp_path / "log", ensemble=True)
+    text = summarize(tmp_path / "log", "CNN", bootstrap=Bootstrap(resamples=0))
+    top = json.loads((tmp_path / "log" / "CNN" / "summary.json").read_text())["rankings"]["lr"][0]
+    k = names.index(top)
+    assert f"hold-out: the top variant {top} on the 40 hold-out records (`ensemble`):" in text
+    assert f"single folds {0.65 + k / 100:.3f} mean, its 2 fold models together {0.68 + k / 100:.3f}" in text
+
+
+def test_a_hold_out_part_not_scored_yet(tmp_path):
+    _holdout_search(tmp_path / "log", ensemble=False)
+    text = summarize(tmp_path / "log", "CNN", bootstrap=Bootstrap(resamples=0))
+    top = json.loads((tmp_path / "log" / "CNN" / "summary.json").read_text())["rankings"]["lr"][0]
+    assert f"the split split_5_6_14_holdout has a hold-out part, not scored yet: `ensemble <log>/CNN/{top}`" in text
