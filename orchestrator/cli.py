@@ -18,6 +18,7 @@ from pathlib import Path
 from ecgcore.errors import ProjectError
 from ecgcore.tracks import CHALLENGE_TRACKS, DEFAULT_TRACK, TRACKS
 from orchestrator.commands.summary_formats import FORMATS
+from orchestrator.logdir.storage import run_on, run_on_fold_or_job  # stdlib only until a URI is met
 
 LOG_DIR_HELP = ("the log folder: a path, or a URI on object storage (s3://bucket/prefix, gs://...; endpoint and "
                 "credentials from AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, ...) (default: the settings' log_root, log)")
@@ -276,36 +277,6 @@ def _submit_options(args: argparse.Namespace, s):
 # resolved: the machine settings and where each came from, for the commands that take --settings, else None. Each
 # imports its command where it runs, so a light command never loads what a heavy one needs.
 
-def _on_storage(location: str, command, *, models: bool = False, write_back: bool = False, under: str | None = None):
-    """command(local folder, say) on the folder at location: the location itself, or a copy of a URI's files."""
-    from orchestrator.logdir.storage import is_uri, mounted
-
-    if not is_uri(location):
-        return command(location, print)
-    with mounted(location, models=models, write_back=write_back, under=under) as local:
-        def named(text):
-            return text.replace(str(local), location.rstrip("/")) if isinstance(text, str) else text
-
-        try:
-            return named(command(str(local), lambda text: print(named(text))))
-        except ProjectError as exc:
-            exc.args = (named(str(exc)),)
-            raise
-
-
-def _on_run(run: str, command):
-    """command(local run folder, say) for predict and export: a fold folder on storage comes with its job folder
-    (the model card reads the job's cross-validation scores)."""
-    import re
-
-    from orchestrator.logdir.storage import is_uri, name_of, parent_of
-
-    if is_uri(run) and re.fullmatch(r"fold\d+", name_of(run)):
-        fold = name_of(run)
-        return _on_storage(parent_of(run), lambda job, say: command(str(Path(job) / fold), say), models=True)
-    return _on_storage(run, command, models=True)
-
-
 def _submit(args, resolved) -> int:
     from orchestrator.commands.submit import submit
 
@@ -322,7 +293,7 @@ def _settings(args, resolved) -> int:
 def _status(args, resolved) -> int:
     from orchestrator.commands.status import status
 
-    print(_on_storage(_or(args.log_dir, resolved.settings.log_root),
+    print(run_on(_or(args.log_dir, resolved.settings.log_root),
                       lambda log, say: status(log, args.job_file, args.models_dir, full=args.all)))
     return 0
 
@@ -330,7 +301,7 @@ def _status(args, resolved) -> int:
 def _summarize(args, resolved) -> int:
     from orchestrator.commands.summarize import Bootstrap, summarize
 
-    print(_on_storage(_or(args.log_dir, resolved.settings.log_root),
+    print(run_on(_or(args.log_dir, resolved.settings.log_root),
                       lambda log, say: summarize(log, args.architecture, args.format, plot=args.plot,
                                                  bootstrap=Bootstrap(args.resamples, args.seed), full=args.all),
                       write_back=True, under=args.architecture))
@@ -342,7 +313,7 @@ def _compare(args, resolved) -> int:
     from orchestrator.commands.compare_render import compare
 
     opts = CompareOptions(resamples=args.resamples, seed=args.seed, per_class=args.per_class)
-    print(_on_storage(_or(args.log_dir, resolved.settings.log_root),
+    print(run_on(_or(args.log_dir, resolved.settings.log_root),
                       lambda log, say: compare(log, args.jobs, opts, "json" if args.json else "table")))
     return 0
 
@@ -352,7 +323,7 @@ def _report(args, resolved) -> int:
 
     opts = ReportOptions(resamples=args.resamples, seed=args.seed, screenshot=args.screenshot)
     out = str(Path(args.out).resolve())  # the HTML is written here, not into a copy of the log folder
-    print(_on_storage(_or(args.log_dir, resolved.settings.log_root),
+    print(run_on(_or(args.log_dir, resolved.settings.log_root),
                       lambda log, say: report(log, args.targets, out, opts)))
     return 0
 
@@ -360,13 +331,13 @@ def _report(args, resolved) -> int:
 def _predict(args, resolved) -> int:
     from orchestrator.commands.predict import predict
 
-    return _on_run(args.run, lambda run, say: predict(run, args.input, args.output, say))
+    return run_on_fold_or_job(args.run, lambda run, say: predict(run, args.input, args.output, say))
 
 
 def _ensemble(args, resolved) -> int:
     from orchestrator.commands.ensemble import ensemble
 
-    return _on_storage(args.job_dir, lambda job_dir, say: ensemble(job_dir, say), models=True, write_back=True)
+    return run_on(args.job_dir, lambda job_dir, say: ensemble(job_dir, say), models=True, write_back=True)
 
 
 def _score(args, resolved) -> int:
@@ -379,7 +350,7 @@ def _score(args, resolved) -> int:
 def _export(args, resolved) -> int:
     from orchestrator.commands.export import export
 
-    return _on_run(args.run, lambda run, say: export(run, args.out, args.fmt, args.records, say))
+    return run_on_fold_or_job(args.run, lambda run, say: export(run, args.out, args.fmt, args.records, say))
 
 
 def _split(args, resolved) -> int:

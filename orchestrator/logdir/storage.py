@@ -24,6 +24,7 @@ import contextlib
 import fnmatch
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
@@ -327,3 +328,29 @@ def mounted(location, *, models: bool = False, write_back: bool = False, under: 
     finally:
         stage.discard()
         shutil.rmtree(root, ignore_errors=True)
+
+
+def run_on(location: str, command, *, models: bool = False, write_back: bool = False, under: str | None = None,
+           say=print):
+    """command(local folder, say) on the folder at location: the location itself, or a mounted copy of a URI's
+    files (see mounted); the command's messages and errors name the URI, not the copy."""
+    if not is_uri(location):
+        return command(location, say)
+    with mounted(location, models=models, write_back=write_back, under=under) as local:
+        def named(text):
+            return text.replace(str(local), location.rstrip("/")) if isinstance(text, str) else text
+
+        try:
+            return named(command(str(local), lambda text: say(named(text))))
+        except ProjectError as exc:
+            exc.args = (named(str(exc)),)
+            raise
+
+
+def run_on_fold_or_job(run: str, command, say=print):
+    """run_on with the models, for a fold or a job folder: a fold folder on storage comes with its job folder
+    (the model card reads the job's cross-validation scores)."""
+    if is_uri(run) and re.fullmatch(r"fold\d+", name_of(run)):
+        fold = name_of(run)
+        return run_on(parent_of(run), lambda job, tell: command(str(Path(job) / fold), tell), models=True, say=say)
+    return run_on(run, command, models=True, say=say)

@@ -98,8 +98,9 @@ def _worker(loop_config: dict) -> None:
         train_task(task, _Follower(), resume, records, device=device, replicas=replicas)
 
 
-def _train_report(metrics: dict, checkpoint_dir: str) -> None:
-    train.report(metrics, checkpoint=train.Checkpoint.from_directory(checkpoint_dir))
+def _train_report(metrics: dict, checkpoint_dir: str | None) -> None:
+    checkpoint = None if checkpoint_dir is None else train.Checkpoint.from_directory(checkpoint_dir)
+    train.report(metrics, checkpoint=checkpoint)
 
 
 class _Follower(TrainingObserver):

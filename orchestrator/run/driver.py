@@ -18,7 +18,6 @@ import hashlib
 import json
 import logging
 import os
-import re
 import shutil
 import time
 from dataclasses import dataclass
@@ -37,6 +36,7 @@ from orchestrator.logdir.storage import Remote, is_uri, join
 from orchestrator.plan.datasets import SharedData, part_id
 from orchestrator.plan.expand import Overrides, resources
 from orchestrator.run.ddp import COORDINATOR_CPUS
+from orchestrator.run.failures import retry_line
 from orchestrator.run.jobcaps import JobCaps
 from orchestrator.run.progress import ProgressView
 from orchestrator.run.trial import run_trial
@@ -80,56 +80,6 @@ class Progress(tune.Callback):
 
     def on_trial_error(self, iteration, trials, trial, **info):
         self.view.error(trial_task_id(trial), f"{trial.local_path}/error.txt")
-
-
-def retry_line(trial) -> str:
-    """What happened to a trial Tune retries, in one line: lost worker or error, where, and the epoch it continues
-    after. The worker is lost when Ray no longer counts its node alive (the trial reports its node id with each
-    row) or the error says the actor or its connection died (Ray may not have noticed the node yet)."""
-    last = trial.last_result or {}
-    node = last.get("node_id")
-    where = f"node {node[:12]} ({last.get('node_ip', '?')})" if node else f"node {last.get('node_ip', '?')}"
-    cause = _failure_cause(trial)
-    lost = (node is not None and node in _dead_nodes()) or _actor_lost(trial)
-    epoch = last.get("epoch")
-    after = f"from its checkpoint of epoch {epoch}" if epoch else "from the start"
-    return (f"{'lost its worker' if lost else 'failed'} on {where} ({cause}); retrying {after} as attempt "
-            f"{trial.run_metadata.num_failures + 1}")
-
-
-def _actor_lost(trial) -> bool:
-    """Whether the trial's worker went away (its process or node: Ray's actor errors), as against an error raised
-    by the training itself; read from the exception Tune pickled beside the trial."""
-    import cloudpickle
-    from ray.exceptions import NodeDiedError, RayActorError
-
-    try:
-        with open(trial.pickled_error_file, "rb") as fh:
-            error = cloudpickle.load(fh)
-    except (OSError, TypeError, ValueError, EOFError, AttributeError, ImportError):
-        return False
-    return isinstance(error, (RayActorError, NodeDiedError))
-
-
-def _dead_nodes() -> set[str]:
-    return {n["NodeID"] for n in ray.nodes() if not n.get("Alive")}
-
-
-def _failure_cause(trial) -> str:
-    """The error type and its first line from the trial's error file (Tune's record of each failure)."""
-    try:
-        text = Path(trial.error_file).read_text()
-    except (OSError, TypeError):
-        return "no error recorded"
-    block = text.rsplit("Failure #", 1)[-1]
-    named = re.findall(r"\b((?:\w+\.)*\w+(?:Error|Exception))\b:?\s*([^\n]*)", block)
-    if not named:
-        return block.strip().splitlines()[-1][:160] if block.strip() else "no error recorded"
-    kind, message = named[-1] if "Ray" not in named[0][0] else named[0]
-    return f"{kind.rsplit('.', 1)[-1]}: {message.strip()[:120]}".rstrip(": ")
-
-    def on_experiment_end(self, trials, **info):
-        self.view.tick(force=True)
 
 
 def experiment_name(job_file: str, tasks: list[Task]) -> str:

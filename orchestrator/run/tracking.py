@@ -10,6 +10,7 @@ nothing from MLflow reaches Tune.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -28,7 +29,8 @@ class MlflowCallback(tune.Callback):
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         if not result.get("fold_done"):  # the final report: on_trial_complete reads the fold folder
-            self.tracker.validation(trial_task_id(trial), result)
+            # the whole validation row (orchestrator.run.trial.TUNE_KEYS: Tune itself gets a few numbers)
+            self.tracker.validation(trial_task_id(trial), json.loads(result["row"]) if "row" in result else result)
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         if (trial.last_result or {}).get("fold_done"):

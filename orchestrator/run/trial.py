@@ -15,6 +15,7 @@ fine-tuning checkpoint there is downloaded first.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
@@ -40,8 +41,15 @@ def node_id() -> str:
     return ray.get_runtime_context().get_node_id()
 
 
-def _tune_report(metrics: dict, checkpoint_dir: str) -> None:
-    tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(checkpoint_dir))
+def _tune_report(metrics: dict, checkpoint_dir: str | None) -> None:
+    tune.report(metrics, checkpoint=None if checkpoint_dir is None else tune.Checkpoint.from_directory(checkpoint_dir))
+
+
+# The numbers of a validation row Tune is given (the progress view, ASHA's valid_score): Tune tracks every number
+# of every result per trial (minimum, maximum, windows), which with a whole row of per-class values grew its
+# experiment state by ~10 KB a trial. The whole row travels as one JSON string, "row" (MLflow logs it from there).
+TUNE_KEYS = ("epoch", "best_epoch", "train_loss", "valid_score", "valid_loss", "test_score", "learning_rate",
+             "elapsed_s")
 
 
 class TuneFoldLog(FoldLog):
@@ -62,16 +70,21 @@ class TuneFoldLog(FoldLog):
 
     def on_validation(self, row: dict) -> None:
         super().on_validation(row)
-        self.row = {k: v for k, v in row.items() if not isinstance(v, dict)}
+        self.row = {**{k: row[k] for k in TUNE_KEYS if k in row},
+                    "row": json.dumps({k: v for k, v in row.items() if not isinstance(v, dict)})}
         if self.fault and row["epoch"] == self.fault["raise_at_epoch"] and not Path(self.fault["marker"]).exists():
             Path(self.fault["marker"]).write_text("raised once")
             raise RuntimeError(f"injected fault at validation {row['epoch']}")
 
     def on_checkpoint(self, state: dict) -> None:
+        # the node with the row: should the trial fail, the driver can tell whether its node was lost
+        metrics = {**self.row, "node_id": node_id()}
+        if self.row["epoch"] >= self.task.max_epochs:  # the last epoch: the fold ends now, nothing to retry from
+            self.report(metrics, None)
+            return
         with tempfile.TemporaryDirectory() as tmp:
             torch.save(state, Path(tmp) / CHECKPOINT_FILE)  # EpochLoop.state(): already on the CPU
-            # the node with the row: should the trial fail, the driver can tell whether its node was lost
-            self.report({**self.row, "node_id": node_id()}, tmp)
+            self.report(metrics, tmp)
 
 
 CHECKPOINT_FILE = "state.pt"
