@@ -92,9 +92,6 @@ class Remote:
     def _path(self, rel: str) -> str:
         return f"{self.root}/{rel}" if rel else self.root
 
-    def child(self, rel: str) -> Remote:
-        return Remote(join(self.uri, rel))
-
     def listing(self, skip: tuple[str, ...] = ()) -> Manifest:
         """Every file under the folder (recursively), by relative path; {} when the folder does not exist."""
         selector = self._pafs.FileSelector(self.root, recursive=True, allow_not_found=True)
@@ -193,15 +190,20 @@ class Stage:
         self.known: set[str] = set()  # files on the storage as far as this stage knows
         self.closed = False
 
-    def pull(self, skip: tuple[str, ...] = (), contents: bool = True) -> None:
-        """Download the folder's files (contents=False: only learn their names, so push can remove them)."""
+    def pull(self, skip: tuple[str, ...] = (), contents: bool = True, owned: bool = False) -> None:
+        """Download the folder's files but those matching `skip` (contents=False: none of them).
+
+        push() removes there the files this stage knows of and that are gone locally: those it downloaded, and
+        with owned=True (a writer that owns the whole folder: a fold's) every file there, skipped ones included.
+        A reader's copy leaves alone what it did not download.
+        """
         if self.remote is None:
             return
-        remote = self.remote.listing(skip)
-        self.known |= set(remote)
-        if contents:
-            for rel in remote:
-                self.remote.download(rel, self.dir / rel)
+        remote = self.remote.listing()
+        wanted = [rel for rel in remote if contents and not _heavy(rel, skip)]
+        for rel in wanted:
+            self.remote.download(rel, self.dir / rel)
+        self.known |= set(remote) if owned else set(wanted)
         self.synced = _local_listing(self.dir)
 
     def push(self, last: tuple[str, ...] = ()) -> None:

@@ -80,7 +80,7 @@ class FoldLog(TrainingObserver):
         """Start the fold afresh, or (resume: a checkpoint's state) continue after its epoch."""
         with self.writing():
             # a retry continues the rows it pulls back; a fresh start only learns what to remove there
-            self.stage.pull(skip=("events.out.tfevents.*",), contents=resume is not None)
+            self.stage.pull(skip=("events.out.tfevents.*",), contents=resume is not None, owned=True)
             self._open(resume, attempt_extra)
             self.stage.push()
 

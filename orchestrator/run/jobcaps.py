@@ -1,4 +1,8 @@
-"""Per-job concurrency caps as a Tune search algorithm (the jobs' max_concurrent)."""
+"""The trials' configs handed to Tune in task order, with per-job concurrency caps (the jobs' max_concurrent).
+
+Every submit schedules its trials through this search algorithm, capped or not: Tune's grid_search over the
+configs would deep-copy the whole grid for every trial it makes.
+"""
 
 from __future__ import annotations
 

@@ -66,6 +66,20 @@ def test_a_stage_pushes_changes_last_file_last_and_removals(s3):
     assert not stage.dir.exists() and not retry.dir.exists()
 
 
+def test_a_retried_fold_replaces_the_events_it_did_not_download(s3):
+    """A fold's writer owns its folder: the old TensorBoard file it skips (it rebuilds the events) goes."""
+    base = f"s3://{BUCKET}/owned/fold0"
+    write_text(base, "events.out.tfevents.1", "old")
+    write_text(base, "hotlog.csv", "epoch\n1\n")
+    stage = Stage(base)
+    stage.pull(skip=("events.out.tfevents.*",), owned=True)
+    assert sorted(p.name for p in stage.dir.iterdir()) == ["hotlog.csv"]
+    (stage.dir / "events.out.tfevents.2").write_text("rebuilt")
+    stage.push()
+    assert keys(s3, BUCKET, "owned/") == ["owned/fold0/events.out.tfevents.2", "owned/fold0/hotlog.csv"]
+    stage.discard()
+
+
 def test_a_mount_copies_the_small_files_and_writes_back_what_changed(s3):
     root = f"s3://{BUCKET}/mount"
     write_json(join(root, "CNN", "job", "fold0"), "scores.json", {"score": 0.5})
