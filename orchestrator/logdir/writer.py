@@ -8,7 +8,8 @@ FoldLog is the training observer that writes a fold's files:
   predictions.csv        test-fold record, label(s), prediction(s), probabilities
   validations.jsonl      every validation row in full (per-class F1 too), replayed into
                          TensorBoard when a retried trial continues from its checkpoint
-  attempt.json           host, pid, start time and attempt of the process writing the fold
+  attempt.json           host, pid, start time and attempt of the process writing the fold, and a
+                         retried fold's earlier attempts (earlier_attempts: host, Ray node, start)
   error.txt              the trace of a failed attempt (removed when the fold starts again)
   scores.json            final scores and provenance, written last and atomically
 A fold folder on object storage (out_dir a URI) is written in a local Stage

@@ -202,11 +202,13 @@ def _forget(path: str) -> None:
 
 
 def _fit(tuner: tune.Tuner, n_trials: int):
-    """tuner.fit(), with every trial allowed to wait for resources at once, and failures told in one line.
+    """tuner.fit(), with enough trials waiting for resources to fill the cluster, and failures told in one line.
 
     Tune lets a custom search algorithm (JobCaps) have only one trial waiting
     for resources at a time (TUNE_MAX_PENDING_TRIALS_PG "auto"), so trials
-    would start one by one and a cluster's second node would sit idle. (With
+    would start one by one and a cluster's second node would sit idle. Twice
+    the cluster's CPUs (at least 32) wait instead: every trial at once made
+    10,000 placement groups wait with 10,000 trials. (With
     Ray Client, --address ray://, Tune runs on the head and does not see this
     process's environment: there capped jobs start their trials one by one.)
     TUNE_PRINT_ALL_TRIAL_ERRORS 0: Tune logs no traceback per failure (a lost
@@ -216,7 +218,8 @@ def _fit(tuner: tune.Tuner, n_trials: int):
     experiment; the fold folder has them all (hotlog.csv, validations.jsonl, its events,
     job.json, model.json), and Tune's copies made its state larger than the results.
     """
-    settings = {"TUNE_MAX_PENDING_TRIALS_PG": str(max(n_trials, 1)), "TUNE_PRINT_ALL_TRIAL_ERRORS": "0",
+    waiting = min(max(n_trials, 1), max(32, 2 * int(ray.cluster_resources().get("CPU", 1))))
+    settings = {"TUNE_MAX_PENDING_TRIALS_PG": str(waiting), "TUNE_PRINT_ALL_TRIAL_ERRORS": "0",
                 "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1"}
     previous = {key: os.environ.get(key) for key in settings}
     os.environ.update({key: value for key, value in settings.items() if previous[key] is None})
@@ -320,13 +323,16 @@ def _scheduler(jobs: list[NamedJob], tasks: list[Task]):
 def _with_data(shared: SharedData | None, book: dict):
     """run_trial with the trial book and the prepared datasets in the object store, put there once for all trials.
 
-    A dataset larger than half the object store is left out: its trials read the
+    The book goes in as a reference inside a list, which tune.with_parameters does not resolve: each trial actor
+    fetches it once (orchestrator.run.trial.book_of), not once per trial (with 10,000 tasks it is ~50 MB of
+    dicts, a second to unpickle). A dataset larger than half the object store is left out: its trials read the
     driver's cache file instead (still not re-reading the records).
     """
+    handle = [ray.put(book)]
     if shared is None or not shared.records or shared.nbytes > ray.available_resources().get(
             "object_store_memory", 0) / 2:
-        return tune.with_parameters(run_trial, book=book)
-    trainable = tune.with_parameters(run_trial, shared=shared.records, book=book)  # ray.put now
+        return tune.with_parameters(run_trial, book=handle)
+    trainable = tune.with_parameters(run_trial, shared=shared.records, book=handle)  # ray.put now
     # The object store holds them from here; the driver's own copy would only double its memory.
     shared.records.clear()
     return trainable

@@ -98,16 +98,16 @@ def restored_state(checkpoint) -> dict | None:
         return torch.load(Path(directory) / CHECKPOINT_FILE, map_location="cpu", weights_only=True)
 
 
-def run_trial(config: dict, shared: dict | None = None, book: dict | None = None) -> None:
+def run_trial(config: dict, shared: dict | None = None, book: list | None = None) -> None:
     """Tune function trainable: one fold of one job, continued from its checkpoint on a retry.
 
-    config: Tune's (the task id, resources); book: the driver's trial book (orchestrator.run.driver.trial_book),
-    whose entry for the task completes it. A fold whose scores.json already holds this configuration's result (a
-    resumed submit whose experiment state lagged behind) is reported done
-    without training again; a fresh submit removes those files first.
+    config: Tune's (the task id, resources); book: [reference to the driver's trial book]
+    (orchestrator.run.driver.trial_book), whose entry for the task completes it. A fold whose scores.json
+    already holds this configuration's result (a resumed submit whose experiment state lagged behind) is
+    reported done without training again; a fresh submit removes those files first.
     """
     quiet_ray_loggers()
-    config = full_config(config, book or {})
+    config = full_config(config, book_of(book))
     spec = config["spec"]
     task = task_from_dict(spec["task"])
     if finished(task):
@@ -124,6 +124,20 @@ def run_trial(config: dict, shared: dict | None = None, book: dict | None = None
         scores = train_fold(config, task, prepared(spec, shared), parts, restored_state(tune.get_checkpoint()),
                             gpu_placement())
     tune.report({"epoch": scores["epochs_run"], **_final(task, scores), "fold_done": True})
+
+
+_BOOKS: dict[str, dict] = {}  # this actor's trial book, by object id: fetched once, kept for its next trials
+
+
+def book_of(handle: list | None) -> dict:
+    """The trial book behind [reference]: from this process's cache after the first trial."""
+    if not handle:
+        return {}
+    key = handle[0].hex()
+    if key not in _BOOKS:
+        _BOOKS.clear()  # another submit's book: this process serves a new experiment
+        _BOOKS[key] = ray.get(handle[0])
+    return _BOOKS[key]
 
 
 def full_config(config: dict, book: dict) -> dict:
