@@ -219,6 +219,8 @@ def _summarize_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", choices=FORMATS, default="table")
     p.add_argument("--plot", action="store_true", help="also write each job's learning curves and summed test "
                                                        "confusion matrix (PNG) beside summary.json")
+    p.add_argument("--out", help="with --plot: write the PNGs into this folder instead (a log folder on object "
+                                 "storage gets them beside summary.json otherwise)")
     _bootstrap_args(p, "intervals (0: none)")
     _settings_arg(p)
     p.set_defaults(handler=_summarize)
@@ -303,7 +305,8 @@ def _summarize(args, resolved) -> int:
 
     print(run_on(_or(args.log_dir, resolved.settings.log_root),
                       lambda log, say: summarize(log, args.architecture, args.format, plot=args.plot,
-                                                 bootstrap=Bootstrap(args.resamples, args.seed), full=args.all),
+                                                 bootstrap=Bootstrap(args.resamples, args.seed), full=args.all,
+                                                 plot_dir=args.out and Path(args.out).resolve()),
                       write_back=True, under=args.architecture))
     return 0
 

@@ -288,8 +288,9 @@ def _rank_key(job: JobSummary) -> tuple[bool, float, str]:
 
 
 def summarize(log_dir: str | Path, architecture: str, fmt: str = "table", plot: bool = False,
-              bootstrap: Bootstrap = Bootstrap(), full: bool = False) -> str:
-    """Render the summary and write log/<architecture>/summary.json (with plot, each job's PNGs beside it).
+              bootstrap: Bootstrap = Bootstrap(), full: bool = False, plot_dir: str | Path | None = None) -> str:
+    """Render the summary and write log/<architecture>/summary.json (with plot, each job's PNGs beside it, or
+    in plot_dir).
 
     full=False (the default): the table and markdown formats show each search as its ranked top variants
     (summary_table.TOP_VARIANTS), and the bootstrap intervals are computed for the jobs that are not
@@ -305,7 +306,8 @@ def summarize(log_dir: str | Path, architecture: str, fmt: str = "table", plot: 
         return text
     from orchestrator.logdir.plots import plot_report  # matplotlib is imported only when plotting
 
-    report = plot_report(log_dir / architecture, [job.name for job in jobs])
+    out = None if plot_dir is None else Path(plot_dir)
+    report = plot_report(log_dir / architecture, [job.name for job in jobs], out)
     if fmt in ("csv", "json"):  # keep stdout machine-readable: the plot lines go to stderr
         print(report, file=sys.stderr)
         return text

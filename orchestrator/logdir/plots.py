@@ -58,11 +58,12 @@ def plot_job(job_dir: Path, out_dir: Path) -> tuple[list[Path], list[str]]:
     return written, messages
 
 
-def plot_report(arch_dir: Path, job_names: list[str]) -> str:
-    """The lines `summarize --plot` prints: every file written, then what could not be plotted."""
+def plot_report(arch_dir: Path, job_names: list[str], out: Path | None = None) -> str:
+    """The lines `summarize --plot` prints: every file written (into out, default beside the jobs), then what
+    could not be plotted."""
     lines = ["plots:"]
     for name in job_names:
-        written, messages = plot_job(arch_dir / name, arch_dir)
+        written, messages = plot_job(arch_dir / name, out or arch_dir)
         lines += [f"  {name}: wrote {path}" for path in written] + [f"  {m}" for m in messages]
     return "\n".join(lines)
 

@@ -95,3 +95,10 @@ def test_a_pretraining_job_plots_its_validation_loss_and_no_confusion_matrix(tmp
     assert_png(written[0], CURVES_SIZE)
     assert messages == ["pre: fold1 has no validation in hotlog.csv yet; the learning curves show folds 0",
                         "pre: pre-training job: no class predictions, no confusion matrix"]
+
+
+def test_summarize_plot_can_write_the_pngs_elsewhere(log2017, tmp_path):
+    out = tmp_path / "figures"
+    text = summarize(log2017, "CNN", plot=True, plot_dir=out)
+    assert_png(out / "tiny_cv3_curves.png", CURVES_SIZE)
+    assert f"wrote {out / 'tiny_cv3_confusion.png'}" in text
