@@ -43,7 +43,11 @@ def config_hash(task: Task) -> str:
 
 def finished(task: Task) -> bool:
     """Whether the task's fold folder holds the result of exactly this configuration."""
-    stored = (read_json(task.out_dir, SCORES) or {}).get("provenance", {}).get("config_hash")
+    return _holds_result(task, read_json(task.out_dir, SCORES))
+
+
+def _holds_result(task: Task, scores: dict | None) -> bool:
+    stored = (scores or {}).get("provenance", {}).get("config_hash")
     return stored is not None and stored == config_hash(task)
 
 
@@ -53,7 +57,8 @@ def check_unchanged(task: Task) -> None:
     if saved is None:
         return
     changes = _differences(saved, to_plain(task.model), "$")
-    if not changes and read_json(task.out_dir, SCORES) is not None and not finished(task):
+    scores = read_json(task.out_dir, SCORES)  # read once: on object storage each read is a request
+    if not changes and scores is not None and not _holds_result(task, scores):
         changes = ["the job's settings (split, data, epochs, track or kind)"]
     if changes:
         raise ProjectError(f"{task.task_id}: the model file {task.model_file!r} changed since this fold ran "

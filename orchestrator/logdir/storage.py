@@ -23,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import fnmatch
 import json
-import os
 import re
 import shutil
 import tempfile
@@ -265,15 +264,13 @@ def write_text(location: str, name: str, text: str, exclusive: bool = False) -> 
 
 def write_json(location: str, name: str, content) -> None:
     """A JSON file of a folder at a path or URI, replaced whole (a reader never sees half of it)."""
-    text = json.dumps(content, indent=2) + "\n"
     if is_uri(location):
-        write_text(location, name, text)
+        write_text(location, name, json.dumps(content, indent=2) + "\n")
         return
-    folder = local_path(location)
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / f".{name}.tmp"
-    tmp.write_text(text)
-    os.replace(tmp, folder / name)
+    from orchestrator.logdir.reader import write_json_atomic  # the log's one local atomic writer
+
+    local_path(location).mkdir(parents=True, exist_ok=True)
+    write_json_atomic(local_path(location) / name, content)
 
 
 def remove(location: str, name: str) -> None:
