@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import signal
 import sys
 import tempfile
@@ -146,17 +145,14 @@ def driver_files(log_dir: str, tasks: list[Task]):
     The cache is <log>/.cache for a local log folder, a temporary folder for a URI; datasets given as a URI
     are downloaded once into one. The temporary folders are removed when the submit ends.
     """
-    temporary = []
     with contextlib.ExitStack() as stack:
-        cache = Path(join(log_dir, ".cache")) if not is_uri(log_dir) else Path(tempfile.mkdtemp(prefix="ecg-cache-"))
         if is_uri(log_dir):
-            temporary.append(cache)
+            cache = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ecg-cache-",
+                                                                          ignore_cleanup_errors=True)))
+        else:
+            cache = Path(join(log_dir, ".cache"))
         copies = {d: stack.enter_context(mounted(d, models=True)) for d in {t.data_dir for t in tasks} if is_uri(d)}
-        try:
-            yield cache, [replace(t, data_dir=str(copies[t.data_dir])) if t.data_dir in copies else t for t in tasks]
-        finally:
-            for folder in temporary:
-                shutil.rmtree(folder, ignore_errors=True)
+        yield cache, [replace(t, data_dir=str(copies[t.data_dir])) if t.data_dir in copies else t for t in tasks]
 
 
 def submit(opts: SubmitOptions, say: Callable[[str], None] = print) -> int:
