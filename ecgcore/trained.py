@@ -94,7 +94,7 @@ class TrainedFold:
         import torch
 
         from ecgcore.data.pipeline import prepare_records
-        from ecgcore.training.loop import predict_proba
+        from ecgcore.inference import predict_proba
 
         pipeline = self.pipeline(records)
         key = (repr(self.model.preprocessing), pipeline.inputs.kind, pipeline.source_fs)

@@ -16,6 +16,7 @@ from ecgcore.config.schema import ConfigError, check_name, load_dataclass
 from ecgcore.config.task import Task
 from ecgcore.errors import ProjectError
 from ecgcore.models import get_architecture
+from ecgcore.models.stack import part_refusal
 
 # (part name, file naming it, JSON path) -> the part's config, for parts given by model-file name.
 PartResolver = Callable[[str, object, str], ModelConfig]
@@ -37,13 +38,19 @@ def parse_model(data, file="<model>", root: str = "$", resolve_part: PartResolve
         arch = get_architecture(name)
     except ProjectError as exc:
         raise ConfigError(file, f"{root}.model_name", str(exc)) from None
+    fields = dataclasses.fields(arch.params)
     parts = {f.name: (lambda value, path: _part(value, file, path, resolve_part))
-             for f in dataclasses.fields(arch.params) if f.type in (ModelConfig, "ModelConfig")}
-    params = lambda value, path: load_dataclass(arch.params, value, file, path, special=parts)  # noqa: E731
+             for f in fields if f.type in (ModelConfig, "ModelConfig")}
+    resolved = {f.name: (lambda value, path: _resolved_parts(value, file, path, resolve_part))
+                for f in fields if f.type == "tuple[ModelConfig, ...]"}
+    params = lambda value, path: load_dataclass(arch.params, value, file, path,  # noqa: E731
+                                                special={**parts, **resolved})
     model = load_dataclass(ModelConfig, data, file, root, special={"model_parameters": params})
     check_model(model, arch.input, file, root)
     if parts:
         check_stack(model, file, root)
+    if resolved:
+        check_job_stack(model, file, root)
     return model
 
 
@@ -55,6 +62,16 @@ def _part(value, file, path: str, resolve_part: PartResolver | None) -> ModelCon
     if resolve_part is None or str(file).startswith("<"):
         raise ConfigError(file, path, "a part must be given inline here, not by file name")
     return resolve_part(value, file, path)
+
+
+def _resolved_parts(value, file, path: str, resolve_part: PartResolver | None) -> tuple[ModelConfig, ...]:
+    """A Stack's parts' model configs: submit reads them from the parts' fold folders into the task and a fold's
+    model.json keeps them inline; a model file (read with a part resolver) leaves them out."""
+    if resolve_part is not None and not str(file).startswith("<"):
+        raise ConfigError(file, path, "filled from the parts' fold folders when the stack is submitted: leave it out")
+    if not isinstance(value, list):
+        raise ConfigError(file, path, "expected a list of model configs")
+    return tuple(parse_model(v, file, f"{path}[{i}]") for i, v in enumerate(value))
 
 
 def check_model(model: ModelConfig, input_kind: str, file, root: str = "$") -> None:
@@ -74,11 +91,16 @@ def check_model(model: ModelConfig, input_kind: str, file, root: str = "$") -> N
     if input_kind == "features":
         check_features_model(model, file, root)
     if model.init_from is not None:
-        parts = model.init_from.split("/")
-        if len(parts) != 2:
-            raise ConfigError(file, f"{root}.init_from", "expected '<architecture>/<job>' under the log folder")
-        for part in parts:
-            check_name(part, file, f"{root}.init_from", "name")
+        _check_job_name(model.init_from, file, f"{root}.init_from")
+
+
+def _check_job_name(name: str, file, path: str) -> None:
+    """'<architecture>/<job>' under the log folder: two plain names."""
+    parts = name.split("/")
+    if len(parts) != 2:
+        raise ConfigError(file, path, "expected '<architecture>/<job>' under the log folder")
+    for part in parts:
+        check_name(part, file, path, "name")
 
 
 def check_features_model(model: ModelConfig, file, root: str = "$") -> None:
@@ -109,6 +131,29 @@ def check_stack(model: ModelConfig, file, root: str) -> None:
                                                          "preprocessing out and set it in each part's model file")
     if any(getattr(model.data_augmentation, key) for key in AUGMENTATION_SWITCHES):
         raise ConfigError(file, f"{root}.data_augmentation", "augmentation belongs to the deep part's model file")
+
+
+def check_job_stack(model: ModelConfig, file, root: str) -> None:
+    """A Stack: at least two distinct jobs as its parts, none that was fitted on the validation records, and no
+    preprocessing, augmentation or init_from of its own (each part preprocesses the record as its job did)."""
+    p, path = model.model_parameters, f"{root}.model_parameters"
+    if len(p.parts) < 2 or len(set(p.parts)) != len(p.parts):
+        raise ConfigError(file, f"{path}.parts", "a stack needs at least two distinct jobs")
+    for i, part in enumerate(p.parts):
+        _check_job_name(part, file, f"{path}.parts[{i}]")
+    if p.models and len(p.models) != len(p.parts):
+        raise ConfigError(file, f"{path}.models", f"{len(p.models)} model configs for {len(p.parts)} parts")
+    for i, part in enumerate(p.models):
+        problem = part_refusal(part)
+        if problem:
+            raise ConfigError(file, f"{path}.models[{i}]", f"{p.parts[i]} cannot be a part: {problem}")
+    if model.preprocessing != Preprocessing(spectrogram=False):
+        raise ConfigError(file, f"{root}.preprocessing", f"{model.model_name} takes the record as it is: leave "
+                                                         "preprocessing out (each part preprocesses it as its job did)")
+    if any(getattr(model.data_augmentation, key) for key in AUGMENTATION_SWITCHES):
+        raise ConfigError(file, f"{root}.data_augmentation", "a stack trains no network: turn augmentation off")
+    if model.init_from is not None:
+        raise ConfigError(file, f"{root}.init_from", "a stack's parts are jobs (parts): nothing to fine-tune from")
 
 
 def task_from_dict(data: dict) -> Task:

@@ -41,6 +41,9 @@ class Task:
                                        required=True)
     time_limit_s: float | None = spec(None, "stop training after this many seconds (then score)",
                                       required=True, min=1.0)
+    part_folds: tuple[str, ...] = spec((), "a Stack's parts: the absolute fold folder of each (its fold of this "
+                                           "task's fold), in the order of the model's parts; () for any other model",
+                                       required=True, nonempty=False)
 
     def open_track(self):
         """The task's track, its label space read from the task's dataset where the track needs it."""

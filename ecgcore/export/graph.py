@@ -49,6 +49,9 @@ _NO_GRAPH = {
     "stacking": "it stacks a network with a FeatureGBM (hand-made features and LightGBM trees, combined in numpy), "
                 "and that part has no torch graph (see FeatureGBM); exporting the network alone would be another "
                 "model than the one that was scored",
+    "stack": "it stacks the models of other jobs (networks, FeatureGBMs, HybridStacks), each on its own "
+             "preprocessing, with a stacker fitted in scikit-learn or LightGBM and applied in numpy; the parts "
+             "without a torch graph and the preprocessing outside the graph leave no one graph to export",
 }
 
 
@@ -57,8 +60,8 @@ def refusal(model: ModelConfig) -> str | None:
     arch = get_architecture(model.model_name)
     if arch.input == "features":
         return _NO_GRAPH["features"]
-    if arch.trainer == "stacking":
-        return _NO_GRAPH["stacking"]
+    if arch.trainer in ("stacking", "stack"):
+        return _NO_GRAPH[arch.trainer]
     if arch.input == "spectrogram" and model.preprocessing.window is not None:
         return ("its evaluation windows are cut from the signal before the spectrogram, which stays outside the "
                 "graph (see ecgcore/export/graph.py), so the graph cannot average them")

@@ -16,9 +16,11 @@ padded positions zero and `lengths` the valid steps per record (int64):
 - "features": x is (batch, n_features), the engineered features of each
   record (ecgcore.features.extract), computed once when the dataset is prepared.
 
-An architecture's trainer says what fits it: "epochs" (gradient descent in
-ecgcore.training.loop, every network), "boosting" (ecgcore.training.boosting, FeatureGBM) or
-"stacking" (ecgcore.training.stacking, HybridStack: a network and a booster, stacked).
+An architecture's trainer names what fits it, a key of the trainer registry
+(ecgcore.training.trainers, which models never import): "epochs" (gradient
+descent, every network), "boosting" (FeatureGBM), "stacking" (HybridStack: a
+network and a booster, stacked) or "stack" (Stack: a stacker over finished
+jobs' models).
 
 A signal model also offers `encode(x, lengths) -> (features (batch, channels,
 steps), lengths)`, the network without its classification head, and the
@@ -33,7 +35,7 @@ from dataclasses import dataclass
 from ecgcore.errors import ProjectError
 
 INPUT_KINDS = ("signal", "spectrogram", "features")
-TRAINERS = ("epochs", "boosting", "stacking")
+TRAINERS = ("epochs", "boosting", "stacking", "stack")
 
 
 @dataclass(frozen=True)
@@ -95,5 +97,12 @@ def create_model(config, inputs: InputSpec, n_classes: int):
     return arch.build(config.model_parameters, inputs, n_classes, config.training_parameters.drop_rate)
 
 
+def part_models(config) -> dict:
+    """The model configs of a stacked model's parts by part name, each prepared from the dataset on its own ({} for
+    any other model): its params declare them (`part_models()`)."""
+    declared = getattr(config.model_parameters, "part_models", None)
+    return declared() if declared else {}
+
+
 # Importing the model modules fills the registry.
-from ecgcore.models import booster, dualnet, globalskip, hybrid, resnet1d, spectral  # noqa: E402,F401
+from ecgcore.models import booster, dualnet, globalskip, hybrid, resnet1d, spectral, stack  # noqa: E402,F401

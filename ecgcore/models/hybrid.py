@@ -33,6 +33,7 @@ import torch
 from torch import nn
 
 from ecgcore.config.model import ModelConfig, spec
+from ecgcore.inference import predict_proba
 from ecgcore.models import InputSpec, create_model, register
 
 STACKERS = ("logistic", "trees")
@@ -50,11 +51,9 @@ class HybridStackParams:
                         choices=STACKERS)
     stacker_c: float = spec(1.0, "logistic stacker: inverse L2 penalty (scikit-learn's C)", min=1e-6)
 
-
-def part_models(model: ModelConfig) -> dict[str, ModelConfig]:
-    """The part model configs of a stacked model, by name ({} for any other model)."""
-    p = model.model_parameters
-    return {"deep": p.deep, "features": p.features} if isinstance(p, HybridStackParams) else {}
+    def part_models(self) -> dict[str, ModelConfig]:
+        """The configs the driver prepares the dataset for, by part name."""
+        return {"deep": self.deep, "features": self.features}
 
 
 def log_probs(probs: np.ndarray) -> np.ndarray:
@@ -97,11 +96,10 @@ class HybridStack(nn.Module):
 
     @torch.no_grad()
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        from ecgcore.training.loop import predict_proba  # the deep part is scored as any network is
-
         records = [x[i, :, :int(n)].cpu().numpy() for i, n in enumerate(lengths)]
         deep, feats = self.part_inputs(records)
         items = self.deep_pipeline.eval_items(deep)
+        # the deep part is scored as any network is
         deep_probs = predict_proba(self.deep, self.deep_pipeline, items, items.owners, len(deep), x.device)
         probs = self.combine(deep_probs, feats)
         return torch.log(torch.from_numpy(probs).clamp_min(1e-12)).to(device=x.device, dtype=torch.float32)

@@ -151,6 +151,9 @@ class Track:
         if (input_kind == "features" or trainer == "stacking") and self.multilabel:
             return "track", (f"({model.model_name}) has single-lead CinC 2017 features and one softmax: it takes a "
                              f"single-label track, not {self.name}")
+        if trainer == "stack" and self.multilabel:
+            return "track", (f"({model.model_name}) stacks its parts' softmax outputs into one softmax: it takes a "
+                             f"single-label track, not {self.name}")
         return None
 
     # ---- scores ----------------------------------------------------------------------------------------------

@@ -27,7 +27,9 @@ import time
 import numpy as np
 
 from ecgcore.features.extract import FEATURE_NAMES
-from ecgcore.training.loop import FoldRun, oversampling_copies
+from ecgcore.training.classify import class_weights, final_scores
+from ecgcore.training.loop import FoldRun, TrainResult, oversampling_copies
+from ecgcore.training.trainers import trainer
 
 
 class _Rounds:
@@ -90,6 +92,16 @@ def extraction_notes(fold) -> list[str]:
             notes.append(f"{part}: feature extraction failed on {len(failed)} record(s), kept with missing "
                          f"features: {shown}")
     return notes
+
+
+@trainer("boosting", replicas=False)
+def fit_booster(run: FoldRun, model, track, info: dict, resume: dict | None, parts: dict) -> TrainResult:
+    """A FeatureGBM: records weighted by class, the booster fitted with early stop, then the final scores."""
+    info["class_weights"] = class_weights(run.fold.train.labels,
+                                          run.task.model.loss_function_parameters.class_penalty,
+                                          len(track.class_names)).tolist()
+    rounds = train_booster(run, model, info)
+    return final_scores(run, model, track, rounds, info)
 
 
 def train_booster(run: FoldRun, model, info: dict) -> _Rounds:

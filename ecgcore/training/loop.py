@@ -1,9 +1,10 @@
-"""The shared parts of every training loop: batches, prediction, the epoch loop, the result.
+"""The shared parts of every training loop: epoch batches, the epoch loop, the fold's run, the result.
 
 `EpochLoop` runs epochs with periodic validation, keeps the best model,
-stops early or at the time limit; the classification loops (ecgcore.training.train
-for CinC 2017, ecgcore.training.multilabel for 2020/2021) and pre-training
+stops early or at the time limit; the classification loops (ecgcore.training.classify
+for single-label tracks, ecgcore.training.multilabel for multi-label ones) and pre-training
 (ecgcore.training.pretrain) say what a batch's loss is and how a validation scores.
+Prediction (class probabilities of a model) is ecgcore.inference.
 """
 
 from __future__ import annotations
@@ -16,9 +17,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ecgcore.data import pipeline as data
+from ecgcore.data import batches as batching
 from ecgcore.data.inputs import LazyInputs
-from ecgcore.training import batches as batching
 from ecgcore.training import optim
 from ecgcore.training.distributed import Replicas
 
@@ -98,35 +98,6 @@ def epoch_batches(labels: np.ndarray, lengths: np.ndarray, batch_size: int, comp
         part = part[np.argsort(lengths[part], kind="stable")]
         batches.extend(np.array_split(part, int(np.ceil(part.size / batch_size))))
     return [batches[i] for i in rng.permutation(len(batches))]
-
-
-@torch.no_grad()
-def predict_proba(model: nn.Module, pipeline: data.Pipeline, items: LazyInputs, owners: np.ndarray,
-                  n_records: int, device, multilabel: bool = False, batch_size: int | None = None) -> np.ndarray:
-    """Class probabilities per record: inputs batched by similar length, windows averaged per record.
-
-    Softmax over the classes for single-label models, an independent sigmoid
-    per class for multi-label ones. batch_size: by default the device's
-    (batches.eval_batch_size). The inputs are built a batch ahead on a thread;
-    the probabilities stay on the device until all are computed and come to
-    the host in one copy, so the host never waits for the device mid-way.
-    """
-    model.eval()
-    device = torch.device(device)
-    size = batch_size or batching.eval_batch_size(device)
-    order = np.argsort(items.lengths, kind="stable")
-    chunks = [order[start:start + size] for start in range(0, len(order), size)]
-    outputs = []
-    with batching.prefetch(batching.host_batches(pipeline, items, chunks, device.type == "cuda")) as ready:
-        for _, x, lengths in ready:
-            logits = model(*batching.to_device(x, lengths, device)).float()
-            outputs.append(torch.sigmoid(logits) if multilabel else torch.softmax(logits, dim=1))
-    in_order = torch.cat(outputs).cpu().numpy()
-    probs = np.zeros((len(items), in_order.shape[1]), dtype=np.float64)
-    probs[order] = in_order
-    out = np.zeros((n_records, probs.shape[1]), dtype=np.float64)
-    np.add.at(out, owners, probs)
-    return out / np.bincount(owners, minlength=n_records)[:, None]
 
 
 @dataclass(kw_only=True)

@@ -15,8 +15,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ecgcore.inference import predict_proba
 from ecgcore.training import optim
-from ecgcore.training.loop import EpochLoop, FoldRun, predict_proba
+from ecgcore.training.loop import EpochLoop, FoldRun
 from ecgcore.training.losses import multilabel_loss, positive_weights
 
 

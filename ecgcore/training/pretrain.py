@@ -24,10 +24,11 @@ import torch
 from torch import nn
 
 from ecgcore.config.model import Pretraining
+from ecgcore.data import batches as batching
 from ecgcore.errors import ProjectError
 from ecgcore.models.common import time_mask
-from ecgcore.training import batches as batching
 from ecgcore.training.loop import EpochLoop, FoldRun, TrainResult
+from ecgcore.training.trainers import trainer
 
 
 class PretrainNet(nn.Module):
@@ -70,8 +71,9 @@ def reconstruction_loss(model: PretrainNet, x, lengths, cfg: Pretraining, rng,
     return err.sum() / (hide.sum() * x.shape[1]).clamp(min=1)
 
 
-def pretrain(run: FoldRun, net, info: dict, resume=None):
-    """Train net's encoder on the fold's training records; return a TrainResult of losses."""
+@trainer("pretrain", replicas=True)
+def pretrain(run: FoldRun, net, track, info: dict, resume: dict | None, parts: dict) -> TrainResult:
+    """Train net's encoder on the fold's training records (labels unused); return a TrainResult of losses."""
     fold, device = run.fold, run.device
     loop = _PretrainLoop(run, PretrainNet(net, fold.pipeline.inputs.n_leads).to(device))
     if resume is not None:

@@ -28,11 +28,14 @@ import torch
 
 from ecgcore.data import pipeline as data
 from ecgcore.errors import ProjectError
+from ecgcore.inference import predict_proba
 from ecgcore.models import create_model
 from ecgcore.models.hybrid import log_probs
 from ecgcore.training.boosting import train_booster
-from ecgcore.training.loop import FoldRun, TrainingObserver, TrainResult, predict_proba
-from ecgcore.training.train import _Loop, class_weights
+from ecgcore.training.classify import SingleLabelLoop, class_weights
+from ecgcore.training.loop import FoldRun, TrainingObserver, TrainResult
+from ecgcore.training.stackers import logistic_weights
+from ecgcore.training.trainers import trainer
 
 PARTS = ("train", "valid", "test")
 
@@ -67,7 +70,7 @@ def train_deep(run: FoldRun, hybrid, parts: dict, track) -> tuple[dict, object, 
     weights = class_weights(fold.train.labels, p.deep.loss_function_parameters.class_penalty, len(track.class_names))
     deep_run = replace(run, task=deep_task, fold=fold, rng=np.random.default_rng(seed),
                        observer=_RowsOnly(run.observer))
-    loop = _Loop(deep_run, hybrid.deep, track, weights)
+    loop = SingleLabelLoop(deep_run, hybrid.deep, track, weights)
     if task.init_checkpoint:
         _load_deep(hybrid.deep, task.init_checkpoint)
     else:
@@ -114,24 +117,15 @@ def train_features(run: FoldRun, hybrid, parts: dict, deep_fold, deep_log: dict,
 
 def fit_stacker(hybrid, deep_log: np.ndarray, feat_log: np.ndarray, labels: np.ndarray, c: float) -> None:
     """The logistic stacker fitted on (validation) log-probabilities into hybrid.stacker's weights."""
-    from sklearn.linear_model import LogisticRegression
-
-    x = np.concatenate([deep_log, feat_log], axis=1)
-    fit = LogisticRegression(C=c, max_iter=2000).fit(x, labels)
-    weight = np.zeros((hybrid.n_classes, x.shape[1]))
-    bias = np.full(hybrid.n_classes, -30.0)  # a class absent from the validation fold is never predicted
-    if fit.classes_.size == 2:  # scikit-learn's binary model: one logit, split symmetrically
-        coef, intercept = np.vstack([-fit.coef_[0] / 2, fit.coef_[0] / 2]), np.r_[-fit.intercept_, fit.intercept_] / 2
-    else:
-        coef, intercept = fit.coef_, fit.intercept_
-    weight[fit.classes_], bias[fit.classes_] = coef, intercept
+    weight, bias = logistic_weights(np.concatenate([deep_log, feat_log], axis=1), labels, c, hybrid.n_classes)
     with torch.no_grad():
         hybrid.stacker.weight.copy_(torch.from_numpy(weight))
         hybrid.stacker.bias.copy_(torch.from_numpy(bias))
 
 
-def train_stack(run: FoldRun, hybrid, parts: dict, track, info: dict) -> TrainResult:
-    """Fit both parts and the stacker on the fold; score the stack on train/valid/test."""
+@trainer("stacking", replicas=False, fine_tunes=False)  # init_checkpoint is the deep part's fold, read here
+def train_stack(run: FoldRun, hybrid, track, info: dict, resume: dict | None, parts: dict) -> TrainResult:
+    """Fit both parts and the stacker on the fold; score the stack on train/valid/test (a retry starts over)."""
     p = run.task.model.model_parameters
     deep_probs, (deep_fold, loop), info["deep"] = train_deep(run, hybrid, parts, track)
     deep_log = {part: log_probs(probs) for part, probs in deep_probs.items()}

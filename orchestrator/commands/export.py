@@ -13,7 +13,7 @@ dataset, or of --records DIR, and two shortened copies for more lengths) go
 through predict's PyTorch path (orchestrator.commands.predict) and through
 onnxruntime; a difference above the tolerance fails the export and leaves no
 model.onnx. What cannot be exported faithfully is refused with the reason
-(ecgcore.export.graph.refusal: FeatureGBM, HybridStack, a spectrogram network
+(ecgcore.export.graph.refusal: FeatureGBM, HybridStack, Stack, a spectrogram network
 with evaluation windows; here: a pre-training job).
 """
 

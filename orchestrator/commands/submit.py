@@ -31,14 +31,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from ecgcore.config import modelfile
 from ecgcore.config.schema import ConfigError
 from ecgcore.config.task import Task
 from ecgcore.errors import ProjectError
-from ecgcore.models.hybrid import part_models
+from ecgcore.models import part_models
+from ecgcore.models.stack import fold_refusal, part_jobs, part_refusal, with_models
 from orchestrator.config.jobs import NamedJob, check_kinds, load_jobs, load_model_files, model_path, parse_model
 from orchestrator.config.search import describe_search, expand_variants
 from orchestrator.config.settings import Settings, with_settings
-from orchestrator.logdir.reader import MLFLOW_RUNS, SCORES
+from orchestrator.logdir.reader import JOB, MLFLOW_RUNS, MODEL, SCORES
 from orchestrator.logdir.runstate import JobLocks, check_unchanged, finished
 from orchestrator.logdir.storage import check_writable, exists, is_uri, join, mounted, parent_of, read_json, remove
 from orchestrator.plan.datasets import SharedData, prepare_data
@@ -98,6 +100,47 @@ def check_init_checkpoints(tasks: list[Task]) -> None:
                 raise ProjectError(f"{task.task_id}: the deep part's fold {task.init_checkpoint} was trained on "
                                    f"split {split or '(unfinished fold)'}, this job runs {task.split}: the stack "
                                    "would be tested on records its deep part trained on")
+
+
+def resolve_stack_parts(tasks: list[Task]) -> list[Task]:
+    """A Stack's parts must be finished folds of the same split, fold, dataset and track, and not fitted on the
+    validation records themselves; returns the tasks with each Stack's parts' model configs (from their fold
+    folders' model.json) in its model, where the trials build the stack from and its model.json keeps them."""
+    out, written = [], {t.out_dir for t in tasks}
+    for task in tasks:
+        for part, folder in zip(part_jobs(task.model), task.part_folds, strict=True):
+            if folder in written:  # this submit would clear and rewrite it while the stack reads it
+                raise ProjectError(f"{task.task_id}: part {part}, fold folder {folder}: this submit trains it too; "
+                                   "run the parts first, then the stack")
+        if task.part_folds:
+            models = tuple(_part_model(task, part, folder)
+                           for part, folder in zip(part_jobs(task.model), task.part_folds, strict=True))
+            task = replace(task, model=with_models(task.model, models))
+        out.append(task)
+    return out
+
+
+def _part_model(task: Task, part: str, folder: str):
+    """The model config of one part's fold folder, after the checks that it may be this stack's part."""
+    def refuse(why: str) -> ProjectError:
+        return ProjectError(f"{task.task_id}: part {part}, fold folder {folder}: {why}")
+
+    scores = read_json(folder, SCORES)
+    if scores is None:
+        if exists(join(folder, JOB)):
+            raise refuse("unfinished (no scores.json): let that fold finish first")
+        raise refuse(f"job {part} has no fold {task.fold}: run that fold first")
+    problem = fold_refusal(task, scores)
+    saved = read_json(folder, MODEL)
+    if problem is None and saved is None:
+        problem = "no model.json"
+    if problem is not None:
+        raise refuse(problem)
+    model = modelfile.parse_model(saved, join(folder, MODEL))
+    problem = part_refusal(model)
+    if problem is not None:
+        raise refuse(f"it cannot be a part: {problem}")
+    return model
 
 
 def fold_paths(jobs: list[NamedJob]) -> dict[tuple[str, int], tuple[str, str]]:
@@ -167,6 +210,7 @@ def submit(opts: SubmitOptions, say: Callable[[str], None] = print) -> int:
         return submit_as_ray_job(opts, tasks, root, say)
     require_mlflow(jobs, opts.overrides)
     check_init_checkpoints(tasks)
+    tasks = resolve_stack_parts(tasks)
     for data_dir in sorted({t.data_dir for t in tasks}):
         if not exists(data_dir):  # before anything is written under log/
             raise ProjectError(f"dataset folder {data_dir} does not exist")

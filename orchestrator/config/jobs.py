@@ -20,6 +20,7 @@ from ecgcore.data.splits import SPLIT_POLICIES, split_folds, split_policy
 from ecgcore.errors import ProjectError
 from ecgcore.models import get_architecture
 from ecgcore.tracks import CHALLENGE_TRACKS, DEFAULT_TRACK, TRACKS, open_track, track_class
+from ecgcore.training.trainers import get_trainer, trainer_name
 from orchestrator.config.search import check_spaces, find_spaces, substitute
 
 
@@ -201,13 +202,15 @@ def check_kinds(jobs: list[NamedJob], models: dict[str, ModelConfig]) -> None:
         if job.config.scheduler is not None and job.config.kind == "pretrain":
             raise ConfigError(job.file, f"$.{job.name}.scheduler", "a scheduler ranks validation scores; "
                                                                    "pre-training has none")
-        input_kind = get_architecture(model.model_name).input
-        if job.config.kind == "pretrain" and input_kind != "signal":
+        arch = get_architecture(model.model_name)
+        input_kind = arch.input
+        if job.config.kind == "pretrain" and (input_kind != "signal" or arch.trainer != "epochs"):
+            why = f"takes {input_kind}" if input_kind != "signal" else "is not a network trained by epochs"
             raise ConfigError(job.file, f"$.{job.name}.kind",
-                              f"pre-training needs a signal architecture; {model.model_name} takes {input_kind}")
+                              f"pre-training needs a signal architecture; {model.model_name} {why}")
         _check_workers(job, model)
         track = open_track(job.config.track, job.config.track_options, root=job.config.data)
-        problem = track.check_model(model, input_kind, get_architecture(model.model_name).trainer)
+        problem = track.check_model(model, input_kind, arch.trainer)
         if problem is not None:
             where, why = problem
             key = "model" if where == "model" else track_key(job)
@@ -225,7 +228,7 @@ def _check_workers(job: NamedJob, model: ModelConfig) -> None:
     if cfg.gpus_per_task is not None:
         raise ConfigError(job.file, f"{path}.gpus_per_task", f"with workers_per_task {cfg.workers_per_task} give "
                                                               "the GPUs of each worker: gpus_per_worker")
-    if get_architecture(model.model_name).trainer in ("boosting", "stacking"):
+    if not get_trainer(trainer_name(cfg.kind, model)).replicas:
         raise ConfigError(job.file, f"{path}.workers_per_task", f"{model.model_name} is not trained by gradient "
                                                                  "steps; it cannot be split over several processes")
     if model.training_parameters.batch_size < cfg.workers_per_task:

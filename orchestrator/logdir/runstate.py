@@ -30,7 +30,8 @@ from orchestrator.logdir.storage import join, read_json, remove, write_text
 def config_hash(task: Task) -> str:
     """Hash of everything that determines a fold's result (not where it is written)."""
     plain = to_plain(task)
-    for key in ("out_dir", "task_id", "log_en", "log_test_score"):
+    # part_folds are where a stack's parts are read from (its parts and their model configs are in the model)
+    for key in ("out_dir", "task_id", "log_en", "log_test_score", "part_folds"):
         plain.pop(key)
     year = {track: year for year, track in CHALLENGE_TRACKS.items()}.get(plain["track"])
     if year is not None and not plain["track_options"]:

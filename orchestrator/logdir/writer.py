@@ -214,6 +214,7 @@ class FoldLog(TrainingObserver):
             **self.placement,
             "notes": result.info.get("notes", []),
             **({"parts": result.info["parts"]} if "parts" in result.info else {}),  # a stack's parts' own scores
+            **({"stacker": result.info["stacker"]} if "stacker" in result.info else {}),  # a Stack's, as fitted
             # a DDP fold: world size and every rank's digest of its weights (identical when the ranks agree)
             **({"replicas": result.info["replicas"]} if "replicas" in result.info else {}),
             "elapsed_s": round(result.info.get("elapsed_s", 0.0), 2),

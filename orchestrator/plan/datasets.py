@@ -24,7 +24,7 @@ from ecgcore.config.task import Task
 from ecgcore.data.pipeline import pipeline_for, split_of
 from ecgcore.errors import ProjectError
 from ecgcore.io.cache import dataset_signature, prepared_records, preprocessing_key, read_records
-from ecgcore.models.hybrid import part_models
+from ecgcore.models import part_models
 from ecgcore.records import Records
 
 # (job, fold) -> (job file, JSON path of that fold id), so that a fold the data lacks names the job file.

@@ -16,6 +16,7 @@ from pathlib import PurePath
 from ecgcore.config.model import ModelConfig
 from ecgcore.config.task import Task
 from ecgcore.errors import ProjectError
+from ecgcore.models.stack import part_jobs
 from ecgcore.tracks import track_class
 from orchestrator.config.jobs import NamedJob
 from orchestrator.config.settings import Settings
@@ -83,6 +84,7 @@ def _task(job: NamedJob, fold: int, model: ModelConfig, log_dir: PurePath, root:
         init_checkpoint=None if model.init_from is None else
         located(log_dir, model.init_from, f"fold{fold}", BEST_MODEL, root=root),
         time_limit_s=overrides.time_limit_s,
+        part_folds=tuple(located(log_dir, part, f"fold{fold}", root=root) for part in part_jobs(model)),
     )
 
 

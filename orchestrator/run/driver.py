@@ -29,7 +29,7 @@ from ray.tune.execution.placement_groups import PlacementGroupFactory
 
 from ecgcore.config.schema import to_plain
 from ecgcore.config.task import Task
-from ecgcore.models.hybrid import part_models
+from ecgcore.models import part_models
 from orchestrator.config.jobs import NamedJob
 from orchestrator.logdir.runstate import config_hash
 from orchestrator.logdir.storage import Remote, is_uri, join

@@ -10,7 +10,7 @@ trials run in their own cwd. A fold of a job with workers_per_task > 1 is
 trained by several processes through Ray Train (orchestrator.run.ddp); its
 trial only starts them and reports the fold's end. A fold folder on object
 storage is written through a local stage (orchestrator.logdir.writer); a
-fine-tuning checkpoint there is downloaded first.
+fine-tuning checkpoint or a stack's part folds there are downloaded first.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import logging
 import os
 import sys
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 import ray
@@ -31,7 +32,7 @@ from ecgcore.config.task import Task
 from ecgcore.io.cache import read_records
 from ecgcore.training.distributed import Replicas
 from ecgcore.training.train import train_task
-from orchestrator.logdir.reader import SCORES
+from orchestrator.logdir.reader import BEST_MODEL, MODEL, SCORES
 from orchestrator.logdir.runstate import finished
 from orchestrator.logdir.storage import Remote, is_uri, name_of, parent_of, read_json
 from orchestrator.logdir.writer import FoldLog
@@ -169,15 +170,26 @@ def train_fold(config: dict, task: Task, records, parts: dict | None, resume: di
 
 
 def local_init(task: Task, scratch: Path) -> Task:
-    """The task with its fine-tuning checkpoint on this machine: one on object storage is downloaded to scratch
-    (train_task loads a local file; the task's recorded init_checkpoint stays the URI, in scores.json too)."""
-    if not task.init_checkpoint or not is_uri(task.init_checkpoint):
-        return task
-    from dataclasses import replace
+    """The task with what it starts from on this machine: a fine-tuning checkpoint and a stack's part folds on
+    object storage are downloaded to scratch (train_task reads local files; the task's recorded init_checkpoint
+    stays the URI, in scores.json too)."""
+    changes = {}
+    if task.init_checkpoint and is_uri(task.init_checkpoint):
+        target = scratch / name_of(task.init_checkpoint)
+        Remote(parent_of(task.init_checkpoint)).download(name_of(task.init_checkpoint), target)
+        changes["init_checkpoint"] = str(target)
+    if any(is_uri(folder) for folder in task.part_folds):
+        changes["part_folds"] = tuple(_local_fold(folder, scratch / f"part{i}") if is_uri(folder) else folder
+                                      for i, folder in enumerate(task.part_folds))
+    return replace(task, **changes) if changes else task
 
-    target = scratch / name_of(task.init_checkpoint)
-    Remote(parent_of(task.init_checkpoint)).download(name_of(task.init_checkpoint), target)
-    return replace(task, init_checkpoint=str(target))
+
+def _local_fold(folder: str, target: Path) -> str:
+    """The files of a trained fold on object storage that TrainedFold.load reads, copied into target."""
+    remote = Remote(folder)
+    for name in (MODEL, BEST_MODEL, SCORES):
+        remote.download(name, target / name)
+    return str(target)
 
 
 def quiet_ray_loggers() -> None:

@@ -10,8 +10,8 @@ import torch
 from ecgcore.config.modelfile import task_from_dict
 from ecgcore.config.schema import ConfigError, to_plain
 from ecgcore.data import pipeline as data
+from ecgcore.inference import predict_proba
 from ecgcore.models import get_architecture
-from ecgcore.training.loop import predict_proba
 from ecgcore.training.train import train_task
 from orchestrator.cli import main
 from orchestrator.config.jobs import load_model, parse_model

@@ -17,9 +17,9 @@ from ecgcore.config.schema import read_json
 from ecgcore.data.pipeline import pipeline_for, prepare_records
 from ecgcore.export.graph import ProbabilityGraph, graph_inputs
 from ecgcore.export.onnx import TOLERANCE, check, export_onnx, onnx_probabilities
+from ecgcore.inference import predict_proba
 from ecgcore.models import create_model
 from ecgcore.tracks import CHALLENGE_TRACKS, open_track
-from ecgcore.training.loop import predict_proba
 from orchestrator.commands.export import check_records
 from tests.conftest import ROOT
 

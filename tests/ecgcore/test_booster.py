@@ -9,8 +9,9 @@ import torch
 
 from ecgcore.models.booster import BoostedTrees
 from ecgcore.training.boosting import record_weights
+from ecgcore.training.classify import class_weights
 from ecgcore.training.loop import oversampling_copies
-from ecgcore.training.train import class_weights, train_task
+from ecgcore.training.train import train_task
 from orchestrator.cli import main
 from orchestrator.commands.summarize import summarize
 from tests.conftest import ROOT, linked_records, write_json

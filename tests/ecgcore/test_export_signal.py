@@ -42,7 +42,7 @@ def test_globalskipnet_single_lead(sample2017, tmp_path):
 @pytest.mark.parametrize("name", known_architectures())
 def test_only_the_feature_models_are_refused_and_say_why(name):
     reason = refusal(SimpleNamespace(model_name=name, preprocessing=Preprocessing()))  # what refusal reads
-    if name in ("FeatureGBM", "HybridStack"):
+    if name in ("FeatureGBM", "HybridStack", "Stack"):
         assert "LightGBM" in reason and "torch" in reason
     else:
         assert reason is None

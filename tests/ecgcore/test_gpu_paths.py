@@ -13,10 +13,12 @@ import numpy as np
 import pytest
 import torch
 
+from ecgcore.data import batches
 from ecgcore.data import pipeline as data
+from ecgcore.inference import predict_proba
 from ecgcore.models import create_model
-from ecgcore.training import batches, optim
-from ecgcore.training.loop import TrainingObserver, predict_proba
+from ecgcore.training import optim
+from ecgcore.training.loop import TrainingObserver
 from ecgcore.training.train import train_task
 from tests.conftest import tiny_model, tiny_signal_model
 from tests.ecgcore.test_train import make_task

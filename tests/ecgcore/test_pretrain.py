@@ -76,13 +76,21 @@ def test_a_checkpoint_of_another_architecture_is_refused(synth_dir, tmp_path):
         load_pretrained(net, str(path))
 
 
-def test_pretraining_a_spectrogram_model_is_refused_at_load():
+def test_pretraining_a_spectrogram_model_or_a_stacked_one_is_refused_at_load():
     from orchestrator.config.jobs import JobConfig
 
     job = NamedJob("pre", load_dataclass(JobConfig, {"model": "cnn", "split": "split_3_3_1", "cvids": [0],
                                                      "kind": "pretrain"}, "jobs.json"), "jobs.json")
     with pytest.raises(ConfigError, match=r"jobs.json: \$.pre.kind: pre-training needs a signal architecture"):
         check_kinds([job], {"cnn": parse_model(tiny_model("CNN"), "cnn.json")})
+    # a HybridStack takes the signal, but its trainer is "stacking": the task kind picks the trainer "pretrain"
+    hybrid = {"model_name": "HybridStack", "preprocessing": {"spectrogram": False},
+              "data_augmentation": {"resampling": False, "zero_filter": False},
+              "model_parameters": {"deep": tiny_model("CNN"), "features": {
+                  "model_name": "FeatureGBM", "model_parameters": {}, "preprocessing": {"spectrogram": False},
+                  "data_augmentation": {"resampling": False, "zero_filter": False}}}}
+    with pytest.raises(ConfigError, match="HybridStack is not a network trained by epochs"):
+        check_kinds([job], {"cnn": parse_model(hybrid, "h.json")})
 
 
 def test_init_from_must_name_architecture_and_job():

@@ -6,8 +6,9 @@ import pytest
 from ecgcore.config.modelfile import parse_model
 from ecgcore.config.task import Task
 from ecgcore.tracks import CHALLENGE_TRACKS
+from ecgcore.training.classify import class_weights
 from ecgcore.training.loop import TrainingObserver, epoch_batches
-from ecgcore.training.train import class_weights, train_task
+from ecgcore.training.train import train_task
 from tests.conftest import tiny_model
 
 
@@ -76,7 +77,7 @@ def test_early_stop_after_wait_without_improvement(synth_dir, tmp_path, monkeypa
         s = next(scores) if subset is self.fold.valid else 0.0
         return {"score": s, "accuracy": s, "f1": {}}
 
-    monkeypatch.setattr("ecgcore.training.train._Loop._score", fake_score)
+    monkeypatch.setattr("ecgcore.training.classify.SingleLabelLoop._score", fake_score)
     rec = Recorder()
     result = train_task(_task(synth_dir, tmp_path, max_epochs=8, early_stop_wait=3), rec)
     assert result.stop_reason == "early_stop" and result.epochs_run == 5 and result.best_epoch == 2

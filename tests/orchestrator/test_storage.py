@@ -8,6 +8,7 @@ fold folder fail with a message naming the place.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -121,6 +122,23 @@ def test_a_missing_bucket_is_an_error_naming_it(s3):
     stage.discard()
     with pytest.raises(StorageError, match="cannot open"):
         Remote("nosuchscheme://x/y")
+
+
+def test_a_trial_takes_a_stacks_part_folds_from_the_bucket(s3, tmp_path):
+    from dataclasses import replace
+
+    from orchestrator.run.trial import local_init
+
+    files = {"model.json": b"{}", "best_model.pt": b"weights", "scores.json": b"{}", "hotlog.csv": b"epoch\n"}
+    for name, content in files.items():
+        Remote(f"s3://{BUCKET}/log/CNN/part/fold0").write_bytes(name, content)
+    local_fold = str(tmp_path / "log" / "FeatureGBM" / "part" / "fold0")
+    task = replace(_task("/nowhere"), part_folds=(local_fold, f"s3://{BUCKET}/log/CNN/part/fold0"))
+    local = local_init(task, tmp_path / "scratch")
+    assert local.part_folds[0] == local_fold and local.init_checkpoint is None
+    copied = Path(local.part_folds[1])
+    assert sorted(p.name for p in copied.iterdir()) == ["best_model.pt", "model.json", "scores.json"]
+    assert (copied / "best_model.pt").read_bytes() == b"weights" and task.part_folds[1].startswith("s3://")
 
 
 def _task(out_dir: str) -> Task:
