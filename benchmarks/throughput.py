@@ -32,7 +32,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT.parent / "shared" / "ecg-samples" / "cinc2017"
-EVAL_BATCH = 64  # ecgcore.training.batches.EVAL_BATCH; a constant here: the script also runs in older checkouts
+EVAL_BATCH = 64  # ecgcore.data.batches.EVAL_BATCH; a constant here: the script also runs in older checkouts
 
 
 # ---- worker side: runs inside the checkout under test ------------------------------------------------------------

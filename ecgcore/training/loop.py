@@ -17,9 +17,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from ecgcore.data import augment
 from ecgcore.data import batches as batching
 from ecgcore.data.inputs import LazyInputs
-from ecgcore.training import optim
+from ecgcore.training import optim, precise_bn
 from ecgcore.training.distributed import Replicas
 
 
@@ -244,6 +245,9 @@ class EpochLoop:
         return self.replicas.mean(float(np.mean(losses[:done].cpu().numpy())))
 
     def validate(self, epoch: int, train_loss: float) -> None:
+        if augment.enabled(self.fold.pipeline.aug):  # running statistics of augmented inputs misjudge clean ones
+            precise_bn.recalibrate(self.model, self.fold.pipeline, self.fold.train.eval_items, self.device,
+                                   self.eval_batch)
         self.replicas.sync_buffers(self.model)
         value, row = self.evaluate()
         if self.best_value is None or (value >= self.best_value if self.higher_is_better
