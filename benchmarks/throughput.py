@@ -52,7 +52,12 @@ class Bench:
 
         self.torch = torch
         cfg = parse_model(json.loads((models_dir / f"{name}.json").read_text()), name)
-        records = data.dataset_for(2017, data_dir)
+        try:  # a track object since issue 24; the challenge year before (--baseline runs older checkouts)
+            from ecgcore.tracks import open_track
+
+            records = data.dataset_for(open_track("cinc2017"), data_dir)
+        except ImportError:
+            records = data.dataset_for(2017, data_dir)
         pipeline = data.pipeline_for(cfg, records)
         prepared = data.prepare_records(pipeline, records)
         lengths = np.array([pipeline.feature_length(s.shape[-1]) for s in prepared])

@@ -1,5 +1,6 @@
 """A Stack end to end on real records: two small part jobs (FeatureGBM, CNN_small for one epoch) over two folds,
-then a Stack of both through Ray, its fold folders, `summarize` and `predict` on it."""
+then a Stack of both through Ray (tracked in a local MLflow store), its fold folders, `summarize`, `predict`
+and the MLflow runs of it."""
 
 import json
 
@@ -17,6 +18,14 @@ N_PREDICTED = 40  # predict runs every part and the features on each record, per
 SPLIT = "split_3_3_1"
 
 
+def _has_mlflow() -> bool:
+    try:
+        import mlflow  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def _model(name: str, **training) -> dict:
     model = json.loads((ROOT / "models" / f"{name}.json").read_text())
     model["training_parameters"].update(training)
@@ -31,15 +40,16 @@ def stacked(sample2017, tmp_path_factory, ray_session):
     write_json(base / "models" / "gbm.json", _model("FeatureGBM", max_epochs=60, validation_step=10,
                                                      early_stop_wait=20))
     write_json(base / "models" / "cnn.json", _model("CNN_small", max_epochs=1, validation_step=1))
-    stack = json.loads((ROOT / "models" / "Stack_example.json").read_text())
+    stack = json.loads((ROOT / "models" / "Stack_gbm_cnn.json").read_text())
     stack["model_parameters"].update(parts=["FeatureGBM/gbm", "CNN/cnn"], features=True)
     write_json(base / "models" / "stack.json", stack)
     parts = write_json(base / "jobs" / "parts.json", {name: {"model": name, "split": SPLIT, "cvids": [0, 1]}
                                                       for name in ("gbm", "cnn")})
     jobs = write_json(base / "jobs" / "stack.json", {"stk": {"model": "stack", "split": SPLIT, "cvids": [0, 1]}})
     log = base / "log"
-    for job_file in (parts, jobs):
-        assert main(["submit", str(job_file), "--data", str(data), "--log-dir", str(log), "--quiet"]) == 0
+    assert main(["submit", str(parts), "--data", str(data), "--log-dir", str(log), "--quiet"]) == 0
+    tracking = ["--mlflow", f"sqlite:///{base / 'mlflow.db'}"] if _has_mlflow() else []
+    assert main(["submit", str(jobs), "--data", str(data), "--log-dir", str(log), "--quiet", *tracking]) == 0
     return data, log
 
 
@@ -72,3 +82,18 @@ def test_summarize_and_predict_take_a_stack_like_any_job(stacked, tmp_path, caps
                  str(answers)]) == 0
     lines = answers.read_text().splitlines()
     assert len(lines) == N_PREDICTED and all(line[-1] in "NAO~" for line in lines)
+
+
+def test_mlflow_tracks_a_stack_like_any_job(stacked):
+    pytest.importorskip("mlflow")
+    from mlflow.tracking import MlflowClient
+
+    _, log = stacked
+    job = log / "Stack" / "stk"
+    ids = json.loads((job / "mlflow.json").read_text())
+    client = MlflowClient(f"sqlite:///{log.parent / 'mlflow.db'}")
+    assert client.get_run(ids["parent_run_id"]).data.tags["architecture"] == "Stack"
+    for k in (0, 1):
+        scores = json.loads((job / f"fold{k}" / "scores.json").read_text())
+        metrics = client.get_run(ids["fold_run_ids"][str(k)]).data.metrics
+        assert metrics["final_test_score"] == pytest.approx(scores["test"]["score"])

@@ -29,7 +29,7 @@ from tests.ecgcore.test_train import Recorder, make_task
 GBM = json.loads((ROOT / "models" / "FeatureGBM.json").read_text())
 GBM["training_parameters"].update(max_epochs=60, validation_step=10, early_stop_wait=20)
 CNN = tiny_model("CNN", max_epochs=2)
-STACK = json.loads((ROOT / "models" / "Stack_example.json").read_text())
+STACK = json.loads((ROOT / "models" / "Stack_gbm_cnn.json").read_text())
 PARTS = ("FeatureGBM/gbm", "CNN/cnn")
 
 

@@ -21,7 +21,7 @@ from tests.conftest import ROOT, tiny_model, write_json
 from tests.ecgcore.test_train import make_task
 
 GBM = json.loads((ROOT / "models" / "FeatureGBM.json").read_text())
-STACK = json.loads((ROOT / "models" / "Stack_example.json").read_text())
+STACK = json.loads((ROOT / "models" / "Stack_gbm_cnn.json").read_text())
 HYBRID = {**json.loads((ROOT / "models" / "HybridStack.json").read_text()),
           "model_parameters": {"deep": tiny_model("CNN"), "features": GBM, "stacker": "logistic"}}
 PARTS = ["FeatureGBM/gbm", "CNN/cnn"]
