@@ -98,8 +98,13 @@ def test_two_ranks_keep_identical_weights_and_train_like_one_process(synth_dir, 
     ddp_gap = np.mean(np.abs(np.subtract(ranks[0]["losses"], alone.losses)))
     seed_gap = np.mean(np.abs(np.subtract(other.losses, alone.losses)))
     assert ddp_gap < seed_gap / 3, (ddp_gap, seed_gap)
-    probs_gap = np.abs(np.array(ranks[0]["test_probs"]) - one.predictions["probs"]).max()
-    assert probs_gap < np.abs(reseeded.predictions["probs"] - one.predictions["probs"]).max() / 3
+    # The test probabilities are of each run's best model. The fit is augmented, so each validation first
+    # re-estimates BatchNorm's statistics on clean records (precise BN); on these 60 records that can crown
+    # epoch 1 in one run and epoch 2 in the other (measured), and models of different epochs are no yardstick
+    # for DDP: the probabilities are compared where the best epochs agree, the losses above always.
+    if ranks[0]["best_epoch"] == one.best_epoch:
+        probs_gap = np.abs(np.array(ranks[0]["test_probs"]) - one.predictions["probs"]).max()
+        assert probs_gap < np.abs(reseeded.predictions["probs"] - one.predictions["probs"]).max() / 3
 
 
 @pytest.mark.parametrize("training", [{"mixup": 0.2, "max_epochs": 2}])
