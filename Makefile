@@ -22,7 +22,7 @@ install: $(STAMP)
 $(STAMP): setup.cfg pyproject.toml .ci/install-browser
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet torch==2.13.0 $(TORCH_INDEX)
-	$(BIN)/python -m pip install --quiet -e '.[test,mlflow,export]'
+	$(BIN)/python -m pip install --quiet -e '.[test,mlflow,export,docs]'
 	bash .ci/install-browser
 	touch $(STAMP)
 

@@ -5,7 +5,8 @@ stderr and exit code 2; Ctrl-C exits with 130. A reader given a log folder,
 job or fold folder as a URI (s3://...) runs on a local copy of the files it
 reads (orchestrator.logdir.storage.mounted), and what it writes beside the
 results (summary.json, plots, ensemble.json) goes back; its messages name the
-URI, not the copy.
+URI, not the copy. Every subcommand's --help ends with one example command
+line (orchestrator.cli_args.EXAMPLES).
 """
 
 from __future__ import annotations
@@ -17,58 +18,22 @@ from pathlib import Path
 
 from ecgcore.errors import ProjectError
 from ecgcore.tracks import CHALLENGE_TRACKS, DEFAULT_TRACK, TRACKS
+from orchestrator.cli_args import (
+    add_examples,
+    at_least_one_second,
+    cpus,
+    non_negative_float,
+    non_negative_int,
+    options_of,
+    positive_int,
+    track_arguments,
+    track_of,
+)
 from orchestrator.commands.summary_formats import FORMATS
 from orchestrator.logdir.storage import run_on, run_on_fold_or_job  # stdlib only until a URI is met
 
 LOG_DIR_HELP = ("the log folder: a path, or a URI on object storage (s3://bucket/prefix, gs://...; endpoint and "
                 "credentials from AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, ...) (default: the settings' log_root, log)")
-
-
-def _at_least(minimum: float, kind: type = float, unit: str = ""):
-    """An argparse type: a number of `kind` no smaller than minimum."""
-    def parse(text: str):
-        value = kind(text)
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be at least {minimum}{unit}, got {value}")
-        return value
-    parse.__name__ = kind.__name__  # argparse names it in "invalid int value: 'x'"
-    return parse
-
-
-def _track_arguments(p, what: str, default: str | None = DEFAULT_TRACK) -> None:
-    """--track (with --challenge, its older spelling by year) and --option KEY=VALUE for the track's options."""
-    p.add_argument("--track", choices=tuple(TRACKS), help=f"the dataset's track{what} (default: {default})")
-    p.add_argument("--challenge", type=int, choices=tuple(CHALLENGE_TRACKS),
-                   help="the older name of --track: 2017, 2020 or 2021")
-    p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
-                   help="a track option, as a job's track_options (PTB-XL: task=superdiagnostic; wfdb: "
-                        "labels=labels.csv); a list value is comma-separated")
-
-
-def _track_of(args, default: str | None = DEFAULT_TRACK) -> str | None:
-    if args.track and args.challenge is not None and CHALLENGE_TRACKS[args.challenge] != args.track:
-        raise ProjectError(f"--challenge {args.challenge} is track {CHALLENGE_TRACKS[args.challenge]}, but --track "
-                           f"is {args.track}")
-    return args.track or CHALLENGE_TRACKS.get(args.challenge, default)
-
-
-def _options_of(args) -> dict:
-    """--option KEY=VALUE pairs as track options: numbers as numbers, a comma-separated value as a list."""
-    options = {}
-    for item in args.option:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ProjectError(f"--option {item!r}: expected KEY=VALUE")
-        options[key] = [v.strip() for v in value.split(",")] if "," in value else \
-            int(value) if value.isdigit() else value
-    return options
-
-
-_positive_int = _at_least(1, int)
-_non_negative_int = _at_least(0, int)
-_non_negative_float = _at_least(0.0)
-_cpus = _at_least(0.01)  # as the job key cpus_per_task: a trial always runs on some CPU
-_at_least_one_second = _at_least(1.0, unit=" second")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -106,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--outputs", required=True, help="predict's answers (12-lead: the folder of <record>.csv "
                                                     "challenge output files)")
     p.add_argument("--year", type=int, choices=(2020, 2021), help="the older name of --track cinc2020/cinc2021")
-    _track_arguments(p, " whose metric scores", "cinc2021")
+    track_arguments(p, " whose metric scores", "cinc2021")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
     p.set_defaults(handler=_score)
 
@@ -120,6 +85,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=_export)
 
     _dataset_commands(sub)
+    p = sub.add_parser("docs", help="documentation generated from the code")
+    r = p.add_subparsers(dest="docs_command", required=True).add_parser(
+        "reference", help="write docs/reference/*.md from the schema the loader validates against (imports torch)")
+    r.add_argument("--out", default="docs/reference", help="the folder of the pages (default: docs/reference)")
+    r.add_argument("--check", action="store_true", help="write nothing; exit 1 naming the pages that differ")
+    r.set_defaults(handler=_docs_reference)
+    add_examples(parser)
     return parser
 
 
@@ -129,12 +101,12 @@ def _submit_args(p: argparse.ArgumentParser, handler) -> None:
     p.add_argument("--data", help="dataset folder for every job (default: the job's, else the settings' data_root)")
     p.add_argument("--log-dir", help=LOG_DIR_HELP)
     p.add_argument("--models-dir", help="model files (default: models/ beside the job file's folder)")
-    p.add_argument("--max-epochs", type=_positive_int, help="cap the epochs of every task (quick runs)")
-    p.add_argument("--cpus-per-task", type=_cpus, help="CPUs per fold (fractions allowed)")
-    p.add_argument("--gpus-per-task", type=_non_negative_float, help="GPUs per fold (fractions allowed)")
-    p.add_argument("--time-limit", type=_at_least_one_second, metavar="SECONDS",
+    p.add_argument("--max-epochs", type=positive_int, help="cap the epochs of every task (quick runs)")
+    p.add_argument("--cpus-per-task", type=cpus, help="CPUs per fold (fractions allowed)")
+    p.add_argument("--gpus-per-task", type=non_negative_float, help="GPUs per fold (fractions allowed)")
+    p.add_argument("--time-limit", type=at_least_one_second, metavar="SECONDS",
                    help="stop each task's training after this long, then score its best model")
-    p.add_argument("--max-concurrent", type=_positive_int, help="folds running at once, at most")
+    p.add_argument("--max-concurrent", type=positive_int, help="folds running at once, at most")
     p.add_argument("--address", help="join an existing Ray cluster (auto, host:6379, ray://host:10001), or run "
                         "as a Ray job through its dashboard (http://head:8265)")
     p.add_argument("--quiet", action="store_true", help="no progress table or lines, only the closing summary")
@@ -143,7 +115,7 @@ def _submit_args(p: argparse.ArgumentParser, handler) -> None:
                                                    "needs pip install '.[mlflow]'")
     p.add_argument("--dashboard-host",
                    help="where the local Ray dashboard listens (default 127.0.0.1; others get a warning)")
-    p.add_argument("--dashboard-port", type=_positive_int, help="the local Ray dashboard's port (default 8265 "
+    p.add_argument("--dashboard-port", type=positive_int, help="the local Ray dashboard's port (default 8265 "
                                                                   "or the next free one)")
     _settings_arg(p)
     p.add_argument("--storage-path", help="Tune's experiment and checkpoints: a folder every node mounts or a "
@@ -172,17 +144,17 @@ def _dataset_commands(sub) -> None:
     """The `split` and `data` commands."""
     p = sub.add_parser("split", help="write a stratified k-fold split into DATASET/splits/")
     p.add_argument("dataset")
-    p.add_argument("--folds", type=_positive_int, default=5)
-    p.add_argument("--tv", type=_positive_int, default=6, help="(train+valid)/valid, as in the reference")
+    p.add_argument("--folds", type=positive_int, default=5)
+    p.add_argument("--tv", type=positive_int, default=6, help="(train+valid)/valid, as in the reference")
     p.add_argument("--seed", type=int, default=14)
     p.add_argument("--out", help="write here instead of DATASET/splits/<name>/")
     p.add_argument("--holdout", action="store_true",
                    help="set 1/(folds+1) of each class aside for scoring the fold ensemble (name ends _holdout)")
-    _track_arguments(p, " that reads the labels (cinc2017: REFERENCE.csv; cinc2020/2021: the scored #Dx codes, "
+    track_arguments(p, " that reads the labels (cinc2017: REFERENCE.csv; cinc2020/2021: the scored #Dx codes, "
                         "iterative stratification)")
     p.add_argument("--sources", action="store_true",
                    help="12-lead: leave-source-out, one fold per source database (name sources_<tv>_<seed>)")
-    p.add_argument("--repeats", type=_positive_int, default=1,
+    p.add_argument("--repeats", type=positive_int, default=1,
                    help="repeated CV: the split with seeds seed..seed+R-1, folds x R folds (name ..._r<R>)")
     p.set_defaults(handler=_split)
 
@@ -190,7 +162,7 @@ def _dataset_commands(sub) -> None:
     data_sub = p.add_subparsers(dest="data_command", required=True)
     s = data_sub.add_parser("synth", help="write a synthetic dataset in a track's format (demo, tests)")
     s.add_argument("--out", required=True)
-    s.add_argument("--records", type=_positive_int, default=300)
+    s.add_argument("--records", type=positive_int, default=300)
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--track", choices=tuple(TRACKS), help=f"whose format (default: {DEFAULT_TRACK}; cinc2017: single "
                                                           "lead N/A/O/~; cinc2020/2021: 12-lead with #Dx codes; "
@@ -200,7 +172,7 @@ def _dataset_commands(sub) -> None:
     c = data_sub.add_parser("check", help="check a dataset folder: records load, headers agree with the samples, "
                                           "labels match the records, signal quality; exit 1 when anything is wrong")
     c.add_argument("dataset")
-    _track_arguments(c, " to check the folder as", "detected: cinc2017 with REFERENCE.csv, ptbxl with "
+    track_arguments(c, " to check the folder as", "detected: cinc2017 with REFERENCE.csv, ptbxl with "
                                                      "ptbxl_database.csv, else cinc2021 for .hea files")
     c.add_argument("--split", help="also settle this split and report a patient in two of a fold's parts")
     c.set_defaults(handler=_check)
@@ -226,7 +198,7 @@ def _summarize_args(p: argparse.ArgumentParser) -> None:
     p.set_defaults(handler=_summarize)
 
 
-def _bootstrap_args(p: argparse.ArgumentParser, what: str, kind=_non_negative_int) -> None:
+def _bootstrap_args(p: argparse.ArgumentParser, what: str, kind=non_negative_int) -> None:
     p.add_argument("--resamples", type=kind, default=1000,
                    help=f"bootstrap resamples of the pooled test records for the {what} (default 1000)")
     p.add_argument("--seed", type=int, default=0, help="the bootstrap's seed (default 0)")
@@ -238,7 +210,7 @@ def _compare_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--log-dir", help=LOG_DIR_HELP)
     p.add_argument("--per-class", action="store_true", help="multi-label jobs: every class's F1 too")
     p.add_argument("--json", action="store_true", help="print the comparison as JSON")
-    _bootstrap_args(p, "paired Δ intervals", _positive_int)
+    _bootstrap_args(p, "paired Δ intervals", positive_int)
     _settings_arg(p)
     p.set_defaults(handler=_compare)
 
@@ -346,8 +318,8 @@ def _ensemble(args, resolved) -> int:
 def _score(args, resolved) -> int:
     from orchestrator.commands.score import score
 
-    track = _track_of(args, "cinc2021") if args.year is None else CHALLENGE_TRACKS[args.year]
-    return score(args.labels, args.outputs, track, _options_of(args), args.json)
+    track = track_of(args, "cinc2021") if args.year is None else CHALLENGE_TRACKS[args.year]
+    return score(args.labels, args.outputs, track, options_of(args), args.json)
 
 
 def _export(args, resolved) -> int:
@@ -360,7 +332,7 @@ def _split(args, resolved) -> int:
     from orchestrator.datatools.generate import write_split_command
 
     return write_split_command(args.dataset, args.folds, args.tv, args.seed, args.out, args.holdout,
-                               _track_of(args), args.sources, args.repeats, _options_of(args))
+                               track_of(args), args.sources, args.repeats, options_of(args))
 
 
 def _synth(args, resolved) -> int:
@@ -373,13 +345,19 @@ def _synth(args, resolved) -> int:
 def _check(args, resolved) -> int:
     from orchestrator.datatools.check import check_command
 
-    return check_command(args.dataset, _track_of(args, None), _options_of(args), args.split)
+    return check_command(args.dataset, track_of(args, None), options_of(args), args.split)
 
 
 def _fetch(args, resolved) -> int:
     from orchestrator.datatools.fetch import fetch_command
 
     return fetch_command(args.dataset, args.dest, args.base_url)
+
+
+def _docs_reference(args, resolved) -> int:
+    from orchestrator.commands.docs import reference
+
+    return reference(args.out, args.check)
 
 
 def dispatch(args: argparse.Namespace) -> int:

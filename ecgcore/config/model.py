@@ -5,13 +5,16 @@ is declared. Field metadata carries the bounds the loader checks ("min",
 "max", "choices", "length") and a one-line help text. The keys of the
 reference repository keep their names and meaning, so its model files load
 unchanged; everything added since (optimisers, schedules, augmentations,
-windows, pre-training) defaults to off or to the reference's behaviour.
+windows, pre-training) defaults to off or to the reference's behaviour. Each section is `documented` on the model file's
+reference page (docs/reference/model-file.md) under its key.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
+
+from ecgcore.config.schema import documented
 
 STANDARD_LEADS = ("I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6")
 LOSSES = ("auto", "cross_entropy", "bce", "weighted_bce", "confusion_bce", "challenge")
@@ -22,6 +25,7 @@ def spec(default: Any, help: str, **bounds: Any) -> Any:
     return field(default=default, metadata={"help": help, **bounds})
 
 
+@documented("model-file.md", "preprocessing")
 @dataclass(frozen=True)
 class Preprocessing:
     spectrogram: bool = spec(True, "feed a log spectrogram; must match the architecture's input kind")
@@ -43,6 +47,7 @@ class Preprocessing:
                                          choices=STANDARD_LEADS)
 
 
+@documented("model-file.md", "loss_function_parameters")
 @dataclass(frozen=True)
 class LossFunctionParameters:
     l2_penalty: float = spec(0.0, "weight of 0.5*sum(w^2) over conv/dense/LSTM weights", min=0.0)
@@ -55,6 +60,7 @@ class LossFunctionParameters:
                              "auto: cross_entropy for 2017, bce for 2020/2021", choices=LOSSES)
 
 
+@documented("model-file.md", "training_parameters")
 @dataclass(frozen=True)
 class TrainingParameters:
     learning_rate: float = spec(0.001, "peak learning rate", min=0.0)
@@ -81,6 +87,7 @@ class TrainingParameters:
     amp: bool = spec(False, "mixed precision: float16 with loss scaling on CUDA, bfloat16 on CPU")
 
 
+@documented("model-file.md", "data_augmentation")
 @dataclass(frozen=True)
 class DataAugmentation:
     resampling: bool = spec(True, "random time stretch by a factor in [2/3, 4/3)")
@@ -108,6 +115,7 @@ AUGMENTATION_SWITCHES = ("resampling", "zero_filter", "awgn", "scaling", "sample
                          "piecewise_resampling", "baseline_sine", "bandpass")
 
 
+@documented("model-file.md", "pretraining")
 @dataclass(frozen=True)
 class Pretraining:
     objective: str = spec("masked", "masked: rebuild masked spans; forecast: predict the unseen tail",
@@ -118,6 +126,7 @@ class Pretraining:
                                     min=0.01, max=0.9)
 
 
+@documented("model-file.md")
 @dataclass(frozen=True)
 class ModelConfig:
     """A whole model file; model_parameters is the architecture's own dataclass."""

@@ -4,7 +4,10 @@ One generic loader for model files, job files and Task dicts: it walks the
 dataclass fields, rejects unknown keys (suggesting the closest known one),
 checks types and the bounds declared in field metadata (min, max, choices,
 length), and reads "True"/"False" strings as booleans, as the reference's job
-files wrote them. The first problem raises a ConfigError.
+files wrote them. The first problem raises a ConfigError. A dataclass marked
+`documented` has its keys described in docs/reference (generated from these
+same dataclasses); an error at one of its keys ends with the link to the key's
+entry there.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import json
 import re
 import types
 import typing
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,14 +34,72 @@ _BOOL_STRINGS = {"true": True, "false": False}
 _YAML_LINES: dict[str, dict[str, int]] = {}
 
 
-class ConfigError(ProjectError):
-    """A job, model or settings file that does not fit its schema (in a YAML file, with the line)."""
+# Where the reference pages lie, from the repository root: the links errors end with.
+REFERENCE_DIR = "docs/reference"
+# The anchor of a page's top-level keys' section (no key has a '-').
+TOP = "top-level"
 
-    def __init__(self, file: str | Path, path: str, message: str, line: int | None = None):
+
+class ConfigError(ProjectError):
+    """A job, model or settings file that does not fit its schema (in a YAML file, with the line).
+
+    see: the reference entry of the key at fault (docs/reference/<page>#<anchor>), appended to the message.
+    """
+
+    def __init__(self, file: str | Path, path: str, message: str, line: int | None = None, see: str | None = None):
         line = line if line is not None else line_of(file, path)
         where = f"{file}: line {line}: {path}" if line else f"{file}: {path}"
         super().__init__(f"{where}: {message}")
-        self.file, self.path, self.detail, self.line = str(file), path, message, line
+        self.file, self.path, self.detail, self.line, self.see = str(file), path, message, line, None
+        if see:
+            self.refer(see)
+
+    def refer(self, see: str) -> None:
+        """End the message with the link to the reference entry, once: the innermost object's loader knows the
+        key best, so an outer one leaves a linked error as it is."""
+        if self.see is None:
+            self.see = see
+            self.args = (f"{self.args[0]} (see {see})",)
+
+
+@dataclass(frozen=True)
+class Documented:
+    """Where a schema dataclass's keys are described in docs/reference.
+
+    path: the JSON path of the object holding them, without "$" and without a job file's job name ("" for a
+    file's top-level keys). variant: for an object whose keys depend on another key (model_parameters on
+    model_name, track_options on track), which one this is; note: a line about that variant.
+    """
+
+    page: str
+    path: str = ""
+    variant: str | None = None
+    note: str = ""
+
+    @property
+    def anchor(self) -> str:
+        """The section's HTML anchor: the path, the variant after it (model_parameters.CNN)."""
+        return ".".join(p for p in (self.path, self.variant) if p) or TOP
+
+    def key_anchor(self, key: str) -> str:
+        """A key's anchor: its JSON path, with the variant (model_parameters.CNN.kernel_size)."""
+        return key if self.anchor == TOP else f"{self.anchor}.{key}"
+
+    def link(self, anchor: str) -> str:
+        return f"{REFERENCE_DIR}/{self.page}#{anchor}"
+
+
+# Every documented dataclass, as its module marked it: what the reference pages and errors' links come from.
+DOCUMENTED: dict[type, Documented] = {}
+
+
+def documented(page: str, path: str = "", variant: str | None = None, note: str = "") -> typing.Callable:
+    """A class decorator: the dataclass's keys are described on this reference page, under this JSON path."""
+    def mark(cls: type) -> type:
+        DOCUMENTED[cls] = Documented(page, path, variant, note)
+        return cls
+
+    return mark
 
 
 def check_name(name: str, file, path: str, what: str) -> None:
@@ -103,6 +165,26 @@ def read_json(file: Path) -> Any:
 def load_dataclass(cls: type, data: Any, file: str | Path, path: str = "$",
                    special: dict[str, typing.Callable] | None = None) -> Any:
     """Build cls from data. `special` maps field names to custom converters f(value, path)."""
+    try:
+        return _build(cls, data, file, path, special)
+    except ConfigError as exc:
+        _refer(exc, cls, file, path)
+        raise
+
+
+def _refer(exc: ConfigError, cls: type, file, path: str) -> None:
+    """Link an error at path or under it to cls's reference entry: the key's, else (an unknown key, not an
+    object) the section's. Errors about another file (a stacked model's part file) are left alone."""
+    doc = DOCUMENTED.get(cls)
+    rest = exc.path[len(path):] if exc.path.startswith(path) else None
+    if doc is None or exc.file != str(file) or rest is None or rest[:1] not in ("", ".", "["):
+        return
+    key = re.split(r"[.\[]", rest[1:])[0] if rest.startswith(".") else None
+    known = key is not None and key in {f.name for f in dataclasses.fields(cls)}
+    exc.refer(doc.link(doc.key_anchor(key) if known else doc.anchor))
+
+
+def _build(cls: type, data: Any, file, path: str, special: dict[str, typing.Callable] | None) -> Any:
     if not isinstance(data, dict):
         raise ConfigError(file, path, f"expected an object, got {_kind(data)}")
     hints = typing.get_type_hints(cls)

@@ -2,7 +2,8 @@
 
 `@register("CRNN", params=CRNNParams, input="spectrogram")` records a builder
 `f(params, inputs: InputSpec, n_classes, drop_rate) -> nn.Module` and the
-dataclass its model_parameters load into; `create_model(config, inputs,
+dataclass its model_parameters load into (documented under the architecture's
+name on the model file's reference page); `create_model(config, inputs,
 n_classes)` builds the model of a whole model config. Lookup is by exact name; an unknown
 name lists the known ones.
 
@@ -32,6 +33,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from ecgcore.config.schema import documented
 from ecgcore.errors import ProjectError
 
 INPUT_KINDS = ("signal", "spectrogram", "features")
@@ -70,6 +72,7 @@ def register(name: str, params: type, input: str, trainer: str = "epochs") -> Ca
         if name in _REGISTRY:
             raise ValueError(f"architecture {name!r} registered twice")
         _REGISTRY[name] = Architecture(name, params, build, input, trainer)
+        documented("model-file.md", "model_parameters", name, f"input: {input}; trainer: {trainer}")(params)
         return build
 
     return decorate

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ecgcore.config.model import spec
+from ecgcore.config.schema import documented
 from ecgcore.data.quality import Report, check_wfdb_records, note_patients_in_two_folds
 from ecgcore.data.splits import Split, own_folds_split
 from ecgcore.errors import DataError
@@ -30,6 +31,7 @@ from ecgcore.tracks.base import MultiLabel
 from ecgcore.tracks.wfdb import _standard, read_folder
 
 
+@documented("job-file.md", "track_options", "ptbxl")
 @dataclass(frozen=True)
 class PtbXlOptions:
     task: str = spec("superdiagnostic", "the benchmark's task: its label aggregation", choices=ptbxl.TASKS)

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from ecgcore.config.model import STANDARD_LEADS, spec
+from ecgcore.config.schema import documented
 from ecgcore.data.multisplit import generate_multilabel_split
 from ecgcore.data.quality import Report, check_wfdb_records, note_patients_in_two_folds
 from ecgcore.data.splits import Split, is_own_split, own_folds_split
@@ -33,6 +34,7 @@ from ecgcore.records import Records
 from ecgcore.tracks.base import MultiLabel, SingleLabel, Track, grouped
 
 
+@documented("job-file.md", "track_options", "wfdb")
 @dataclass(frozen=True)
 class WfdbOptions:
     labels: str = spec(None, "the labels CSV: a record column, a label column (several rows per record or "

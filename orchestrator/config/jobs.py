@@ -15,7 +15,7 @@ from typing import Any
 
 from ecgcore.config import modelfile
 from ecgcore.config.model import ModelConfig, spec
-from ecgcore.config.schema import ConfigError, check_name, load_dataclass, read_document, to_plain
+from ecgcore.config.schema import ConfigError, check_name, documented, load_dataclass, read_document, to_plain
 from ecgcore.data.splits import SPLIT_POLICIES, split_folds, split_policy
 from ecgcore.errors import ProjectError
 from ecgcore.models import get_architecture
@@ -24,6 +24,7 @@ from ecgcore.training.trainers import get_trainer, trainer_name
 from orchestrator.config.search import check_spaces, find_spaces, substitute
 
 
+@documented("job-file.md", "scheduler")
 @dataclass(frozen=True)
 class SchedulerConfig:
     type: str = spec("asha", "asha: at each rung, stop the trials whose validation score falls behind",
@@ -32,6 +33,7 @@ class SchedulerConfig:
     reduction_factor: float = spec(3.0, "keep the best 1/reduction_factor of the trials at each rung", min=1.01)
 
 
+@documented("job-file.md")
 @dataclass(frozen=True)
 class JobConfig:
     model: str = spec(None, "model file in models/, without .json", required=True)
@@ -54,7 +56,7 @@ class JobConfig:
     challenge: int | None = spec(None, "the older name of track: 2017, 2020 or 2021 (cinc2017, cinc2020, cinc2021)",
                                  choices=tuple(CHALLENGE_TRACKS))
     num_samples: int = spec(1, "draws per grid point when the model file has choice/uniform/loguniform/randint "
-                               "values (see orchestrator/search.py)", min=1)
+                               "values (see orchestrator/config/search.py)", min=1)
     scheduler: SchedulerConfig | None = spec(None, "a Tune trial scheduler for the job's folds and variants")
     kind: str = spec("classify", "classify, or pretrain: self-supervised pre-training of the model's "
                                  "encoder (see the model file's pretraining section)",

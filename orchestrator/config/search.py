@@ -111,7 +111,7 @@ def check_spaces(raw: dict, spaces: list[Space], file, parse) -> None:
             try:
                 parse(substitute(raw, {**first, space.path: value}), file)
             except ConfigError as exc:
-                raise ConfigError(file, f"{space.json_path}.{space.kind}[{i}]", exc.detail) from None
+                raise ConfigError(file, f"{space.json_path}.{space.kind}[{i}]", exc.detail, see=exc.see) from None
 
 
 def assignments(spaces: list[Space], num_samples: int, seed_key: str) -> list[tuple[int | None, dict]]:

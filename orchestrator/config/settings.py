@@ -21,12 +21,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ecgcore.config.model import spec
-from ecgcore.config.schema import ConfigError, load_dataclass, read_document
+from ecgcore.config.schema import ConfigError, documented, load_dataclass, read_document
 
 ENV = "ECG_ORCH_SETTINGS"
 LOCAL = "orchestrator.yaml"
 
 
+@documented("settings.md")
 @dataclass(frozen=True)
 class Settings:
     data_root: str = spec("data/training2017", "dataset folder for jobs that name none (`data` key) when submit "

@@ -1,5 +1,7 @@
 """Light commands answer without the heavy libraries: `--help` of every command, `settings`, `status`
-and `summarize` (without --plot) must not import torch, Ray or scipy.signal."""
+and `summarize` (without --plot) must not import torch, Ray or scipy.signal. (`docs reference` renders the
+architectures' parameters, declared beside their torch modules: tests/orchestrator/test_reference.py checks
+that it imports no Ray.)"""
 
 import json
 import subprocess
@@ -18,7 +20,7 @@ PROBE = ("import runpy, sys\n"
          "    pass\n"
          f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))\n")
 COMMANDS = ("submit", "resume", "status", "settings", "summarize", "compare", "report", "predict", "ensemble", "score",
-            "export", "split", "data")
+            "export", "split", "data", "docs")
 
 
 def _heavy_imports(*argv: str, cwd=ROOT) -> tuple[str, list[str]]:
@@ -33,7 +35,8 @@ def test_help_imports_neither_torch_nor_ray():
     assert "usage: python -m orchestrator" in text and loaded == []
 
 
-@pytest.mark.parametrize("argv", [(c, "--help") for c in COMMANDS] + [("data", "check", "--help")])
+@pytest.mark.parametrize("argv", [(c, "--help") for c in COMMANDS] + [("data", "check", "--help"),
+                                                                      ("docs", "reference", "--help")])
 def test_every_commands_help_is_light(argv):
     text, loaded = _heavy_imports(*argv)
     assert "usage:" in text and loaded == []
