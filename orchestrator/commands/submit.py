@@ -281,11 +281,12 @@ def _run(opts: SubmitOptions, jobs, tasks: list[Task], log_dir: str, done: set[s
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
-    return _report(outcomes, done, time.monotonic() - started, log_dir, say)
+    return _report(outcomes, done, time.monotonic() - started, log_dir, say, n_tasks=len(tasks))
 
 
-def _report(outcomes, done: set[str], elapsed: float, log_dir: str, say) -> int:
-    """One line per task, a closing count; exit 1 when a fold failed (stopped by a scheduler is no failure)."""
+def _report(outcomes, done: set[str], elapsed: float, log_dir: str, say, n_tasks: int) -> int:
+    """One line per task that started, a closing count (with the tasks an interrupt left unstarted); exit 1 when
+    a fold failed (stopped by a scheduler is no failure)."""
     failed = [o for o in outcomes if not o.ok and not o.stopped]
     for o in outcomes:
         if o.stopped:
@@ -298,8 +299,10 @@ def _report(outcomes, done: set[str], elapsed: float, log_dir: str, say) -> int:
         status += " (finished earlier)" if o.skipped or o.task_id in done else ""
         say(f"  {o.task_id:<40} {status}")
     stopped = sum(o.stopped for o in outcomes)
-    say(f"{sum(o.ok for o in outcomes)}/{len(outcomes)} task(s) finished"
-        f"{f', {stopped} stopped by the scheduler' if stopped else ''} in "
+    unstarted = n_tasks - len(outcomes)
+    say(f"{sum(o.ok for o in outcomes)}/{n_tasks} task(s) finished"
+        f"{f', {stopped} stopped by the scheduler' if stopped else ''}"
+        f"{f', {unstarted} not started (resume runs them)' if unstarted > 0 else ''} in "
         f"{elapsed:.0f} s; results under {log_dir}")
     return 1 if failed else 0
 

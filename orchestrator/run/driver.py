@@ -166,15 +166,25 @@ def run_tasks(tasks: list[Task], jobs: list[NamedJob], overrides: Overrides, log
         _forget(path)  # a fresh submit starts a fresh experiment
         tuner = _new_tuner(tasks, jobs, (storage, name), trial_configs(tasks, jobs, overrides), max_concurrent,
                            trainable, callbacks)
+    return trial_outcomes(_fit(tuner, len(tasks)), tasks)
+
+
+def trial_outcomes(results, tasks: list[Task]) -> list[TrialOutcome]:
+    """One outcome per trial that started, in the task list's order.
+
+    A submit stopped (Ctrl-C, SIGTERM) before every trial started leaves results with no config (JobCaps had
+    not handed them one yet): those folds never ran, and the submit's summary counts them as not run.
+    """
     outcomes = []
-    for result in _fit(tuner, len(tasks)):
-        task_id = trial_task_id(result)
+    for result in results:
+        if result.config is None:
+            continue
         metrics = result.metrics or {}
         error = None if result.error is None else _last_line(result.error)
         done = result.error is None and metrics.get("fold_done", False)
         if done:
             _forget_checkpoint(result.checkpoint)
-        outcomes.append(TrialOutcome(task_id=task_id, ok=done, test_score=metrics.get("final_test_score"),
+        outcomes.append(TrialOutcome(task_id=trial_task_id(result), ok=done, test_score=metrics.get("final_test_score"),
                                      error=error, skipped=bool(metrics.get("skipped")),
                                      stopped=result.error is None and not done, epoch=metrics.get("epoch")))
     order = {t.task_id: i for i, t in enumerate(tasks)}

@@ -41,7 +41,7 @@ def test_registered_as_signal_models():
 
 def test_shipped_model_files_and_parameter_counts():
     counts = {}
-    for name in ("ResNet1d_ribeiro", "SEResNet18_dsail"):
+    for name in ("ResNet1d_ribeiro", "SEResNet18_dsail", "SEResNet_cpu"):
         cfg = _load(name)
         assert cfg.preprocessing.spectrogram is False
         spec = InputSpec("signal", 1, cfg.preprocessing.fs or 300.0, cfg.preprocessing.window)
@@ -49,7 +49,7 @@ def test_shipped_model_files_and_parameter_counts():
                                                        cfg.training_parameters.drop_rate)
         counts[name] = _n_params(model)
     print("parameters (1 lead, 4 classes):", counts)
-    assert counts == {"ResNet1d_ribeiro": 6_928_100, "SEResNet18_dsail": 3_448_996}
+    assert counts == {"ResNet1d_ribeiro": 6_928_100, "SEResNet18_dsail": 3_448_996, "SEResNet_cpu": 241_876}
     assert _load("ResNet1d_ribeiro").preprocessing.window == 4096
     assert _load("SEResNet18_dsail").model_parameters.se is True
 
