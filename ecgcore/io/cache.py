@@ -6,11 +6,10 @@ vector of each record) depend only on the dataset and on
 those options, not on the fold: `prepared_records` builds them once and
 keeps them in `<cache_dir>/<key>.npz` (plain arrays and JSON, loaded with
 allow_pickle=False: a cache file is data, never code). The key hashes the dataset's
-signature (every record and label file's name, size and modification time,
-and the labels file's content), the track with its options and the preprocessing
-options (and, for a features model, the version of the feature set), so
-a changed record, label or option gives a new entry and a stale one is
-never read. Files are written under a temporary name and renamed,
+signature (ecgcore.io.signature: every record and label file's path, size
+and content), the track with its options and the preprocessing options (and,
+for a features model, the version of the feature set), so a changed record,
+label or option gives a new entry and a stale one is never read. Files are written under a temporary name and renamed,
 so an interrupted write leaves no half file. The orchestrator builds these
 once per submit and hands them to every trial through Ray's object store.
 """
@@ -30,30 +29,6 @@ from ecgcore.models import get_architecture
 from ecgcore.records import Records
 
 CACHE_VERSION = 2  # bump when the preprocessing code changes what it produces
-
-
-def dataset_signature(root: str) -> str:
-    """A hash of every file below root that a reader uses: names, sizes, modification times, labels.
-
-    os.scandir rather than Path.rglob: on the 17,000 files of training2017 it is the
-    difference between 0.3 s and a few hundredths, paid by every submit.
-    """
-    entries = []
-    stack = [root]
-    while stack:
-        with os.scandir(stack.pop()) as it:
-            for entry in it:
-                if entry.is_dir(follow_symlinks=True):
-                    if entry.name != ".cache" and entry.name != "splits":
-                        stack.append(entry.path)
-                elif entry.name.endswith((".hea", ".mat", ".dat", ".csv")):
-                    stat = entry.stat()
-                    entries.append(f"{os.path.relpath(entry.path, root)}|{stat.st_size}|{stat.st_mtime_ns}")
-    digest = hashlib.sha256("\n".join(sorted(entries)).encode())
-    reference = Path(root) / "REFERENCE.csv"
-    if reference.exists():
-        digest.update(reference.read_bytes())
-    return digest.hexdigest()
 
 
 def preprocessing_key(track: dict, root: str, model: ModelConfig, signature: str) -> str:

@@ -35,6 +35,7 @@ from ecgcore.config import modelfile
 from ecgcore.config.schema import ConfigError
 from ecgcore.config.task import Task
 from ecgcore.errors import ProjectError
+from ecgcore.io.signature import SIGNATURE_SCHEME
 from ecgcore.models import part_models
 from ecgcore.models.stack import fold_refusal, part_jobs, part_refusal, with_models
 from orchestrator.config.jobs import NamedJob, check_kinds, load_jobs, load_model_files, model_path, parse_model
@@ -272,7 +273,7 @@ def _run(opts: SubmitOptions, jobs, tasks: list[Task], log_dir: str, done: set[s
     previous = signal.signal(signal.SIGTERM, _as_interrupt) if _main_thread() else None
     try:
         # The data signature beside the code version: a report can say which files a score came from.
-        recorded = {**provenance(), "data_signatures": shared.signatures}
+        recorded = {**provenance(), "data_signatures": shared.signatures, "data_signature_scheme": SIGNATURE_SCHEME}
         callbacks = tracking_callbacks(tasks, jobs, opts.overrides, recorded, opts.resume, say)
         outcomes = driver.run_tasks(tasks, jobs, opts.overrides, log_dir, recorded, opts.max_concurrent,
                                    experiment=driver.experiment_name(opts.job_file, tasks), resume=opts.resume,

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ecgcore.errors import ProjectError
+from ecgcore.io.signature import SIGNATURE_SCHEME
 from ecgcore.metrics.bootstrap import Pooled, bootstrap_intervals
 from orchestrator.logdir.reader import PREDICTIONS, FoldDir, json_value
 
@@ -30,7 +31,9 @@ class Design:
     data_dir: str
     split: str
     folds: tuple[int, ...]
-    signature: str = ""  # the dataset's files (provenance's data_signatures); "" for a run before it was recorded
+    # The dataset's files by content (provenance's data_signatures); "" for a run that recorded none, or one
+    # made by an earlier scheme (names, sizes and modification times: a re-copied dataset changed it).
+    signature: str = ""
 
     def differences(self, other: Design) -> list[str]:
         """Each way other differs, in words; [] when the two are comparable."""
@@ -54,7 +57,10 @@ def design(folds: list[FoldDir]) -> Design:
     """The design of a job from its finished classification folds (classify_folds, at least one)."""
     last = folds[-1].scores()
     data_dir = str(last.get("data_dir"))
-    signature = (last.get("provenance") or {}).get("data_signatures", {}).get(data_dir, "")
+    recorded = last.get("provenance") or {}
+    signature = recorded.get("data_signatures", {}).get(data_dir, "")
+    if recorded.get("data_signature_scheme") != SIGNATURE_SCHEME:
+        signature = ""  # an earlier scheme's signature says nothing about content: compare by the path
     return Design(folds[-1].track_name, data_dir, str(last.get("split")), tuple(f.fold for f in folds), signature)
 
 

@@ -23,7 +23,8 @@ from ecgcore.config.schema import ConfigError
 from ecgcore.config.task import Task
 from ecgcore.data.pipeline import pipeline_for, split_of
 from ecgcore.errors import ProjectError
-from ecgcore.io.cache import dataset_signature, prepared_records, preprocessing_key, read_records
+from ecgcore.io.cache import prepared_records, preprocessing_key, read_records
+from ecgcore.io.signature import dataset_signature, signature_memo
 from ecgcore.models import part_models
 from ecgcore.records import Records
 
@@ -51,7 +52,7 @@ def prepare_data(tasks: list[Task], cache_dir: Path, say: Callable[[str], None],
     signatures = shared.signatures
     for task, model_name, model in _models_to_prepare(tasks):
         if task.data_dir not in signatures:
-            signatures[task.data_dir] = dataset_signature(task.data_dir)
+            signatures[task.data_dir] = dataset_signature(task.data_dir, signature_memo(cache_dir, task.data_dir))
         track = task.open_track()
         if (track, task.data_dir) not in notes:  # cold or warm cache alike
             notes[track, task.data_dir] = track.dataset_note(task.data_dir)

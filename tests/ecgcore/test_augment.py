@@ -1,5 +1,7 @@
 """Augmentations and the input pipeline: what each one does, seeds, windows, resampling."""
 
+import math
+
 import numpy as np
 import pytest
 
@@ -114,3 +116,19 @@ def test_bandpass_and_notch_preprocessing():
     model = parse_model(tiny_signal_model(preprocessing={"fs": 250, "notch": 50, "bandpass": [0.5, 40]}), "m.json")
     prepared = Pipeline(model, fs, 1).prepare(x)
     assert prepared.shape == (1, 2500) and abs(prepared[0, 500:-500].mean()) < 0.05
+
+
+def test_the_reference_augmentations_have_its_rates_and_ranges():
+    # Zihlmann et al.'s codes/utils/transformations.py, as network.py calls them: a burst starts where a standard
+    # normal draw exceeds 2 and blanks 11 samples (depth 10); the stretch is to a length in [2/3, 4/3) x.
+    rng = np.random.default_rng(0)
+    x = np.ones((1, 200_000), dtype=np.float32)
+    zeroed = augment.zero_filter(x, rng)[0] == 0
+    start_rate = 0.5 * math.erfc(2 / math.sqrt(2))  # P(N(0, 1) > 2) = 0.02275
+    assert zeroed.mean() == pytest.approx(1 - (1 - start_rate) ** 11, abs=0.005)  # 22.4% of the samples
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], zeroed.astype(np.int8), [0]])))
+    runs = edges[1::2] - edges[0::2]
+    assert runs.min() == 11
+    lengths = [augment.random_resample(np.ones((1, 3000), np.float32), rng).shape[1] for _ in range(2000)]
+    assert min(lengths) >= 2000 and max(lengths) < 4000
+    assert np.mean(lengths) == pytest.approx(3000, rel=0.02)

@@ -121,3 +121,35 @@ def test_refuses_predictions_of_other_records(log, capsys):
     err = capsys.readouterr().err
     assert "cannot compare CNN/weak with CRNN/strong: models were tested on different records" in err
     assert "A02000 (A)" in err and "B02000 (B)" in err
+
+
+def _sign(log, job, signature, scheme):
+    for scores in (log / "CNN" / job).glob("fold*/scores.json"):
+        data = json.loads(scores.read_text())
+        data["provenance"].update(data_signatures={data["data_dir"]: signature}, **scheme)
+        scores.write_text(json.dumps(data))
+
+
+@pytest.mark.parametrize("scheme_b, sig_b, comparable", [
+    ({"data_signature_scheme": "content"}, "f" * 64, False),  # same path, other content: refused
+    ({}, "f" * 64, True),  # b's signature is of the old scheme (times): the path decides
+    ({"data_signature_scheme": "content"}, "e" * 64, True),
+])
+def test_the_content_signature_decides_and_an_old_schemes_does_not(tmp_path, capsys, scheme_b, sig_b, comparable):
+    log = tmp_path / "log"
+    write_job(log, "CNN", "a", RATES_A, seed=1)
+    write_job(log, "CNN", "b", RATES_B, seed=2)
+    _sign(log, "a", "e" * 64, {"data_signature_scheme": "content"})
+    _sign(log, "b", sig_b, scheme_b)
+    assert main(["compare", "CNN/a", "CNN/b", "--log-dir", str(log), "--resamples", "100"]) == (0 if comparable else 2)
+    if not comparable:
+        assert "data signature eeeeeeeeeeee vs ffffffffffff" in capsys.readouterr().err
+
+
+def test_the_same_content_at_another_path_compares(tmp_path):
+    log = tmp_path / "log"
+    write_job(log, "CNN", "a", RATES_A, seed=1)
+    write_job(log, "CNN", "b", RATES_B, seed=2, data_dir="/mnt/copy/cinc2017")
+    for job in ("a", "b"):
+        _sign(log, job, "e" * 64, {"data_signature_scheme": "content"})
+    assert main(["compare", "CNN/a", "CNN/b", "--log-dir", str(log), "--resamples", "100"]) == 0
