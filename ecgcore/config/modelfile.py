@@ -12,7 +12,7 @@ import dataclasses
 from collections.abc import Callable
 
 from ecgcore.config.model import AUGMENTATION_SWITCHES, ModelConfig, Preprocessing
-from ecgcore.config.schema import ConfigError, check_name, load_dataclass
+from ecgcore.config.schema import ConfigError, check_name, load_dataclass, locate
 from ecgcore.config.task import Task
 from ecgcore.errors import ProjectError
 from ecgcore.models import get_architecture
@@ -29,6 +29,7 @@ def parse_model(data, file="<model>", root: str = "$", resolve_part: PartResolve
     resolve_part loads a stacked model's part that is named by file (the orchestrator's model files);
     without it, parts must be written inline (a fold's saved model.json).
     """
+    locate(ModelConfig, file, root)  # model_name is checked before the object is built: its errors link too
     if not isinstance(data, dict):
         raise ConfigError(file, root, "expected an object")
     name = data.get("model_name")

@@ -6,8 +6,10 @@ checks types and the bounds declared in field metadata (min, max, choices,
 length), and reads "True"/"False" strings as booleans, as the reference's job
 files wrote them. The first problem raises a ConfigError. A dataclass marked
 `documented` has its keys described in docs/reference (generated from these
-same dataclasses); an error at one of its keys ends with the link to the key's
-entry there.
+same dataclasses). The loader notes where in each file it found such an
+object, so an error at a key under one ends with the link to the key's entry
+there: raised while loading or later (a rule across keys, an unknown
+architecture, a search space, a job's resources), wherever the error is made.
 """
 
 from __future__ import annotations
@@ -43,23 +45,16 @@ TOP = "top-level"
 class ConfigError(ProjectError):
     """A job, model or settings file that does not fit its schema (in a YAML file, with the line).
 
-    see: the reference entry of the key at fault (docs/reference/<page>#<anchor>), appended to the message.
+    see: the reference entry of the key at fault (docs/reference/<page>#<anchor>), appended to the message;
+    unless given, found from where the file's documented objects were loaded (`reference_link`).
     """
 
     def __init__(self, file: str | Path, path: str, message: str, line: int | None = None, see: str | None = None):
         line = line if line is not None else line_of(file, path)
         where = f"{file}: line {line}: {path}" if line else f"{file}: {path}"
-        super().__init__(f"{where}: {message}")
-        self.file, self.path, self.detail, self.line, self.see = str(file), path, message, line, None
-        if see:
-            self.refer(see)
-
-    def refer(self, see: str) -> None:
-        """End the message with the link to the reference entry, once: the innermost object's loader knows the
-        key best, so an outer one leaves a linked error as it is."""
-        if self.see is None:
-            self.see = see
-            self.args = (f"{self.args[0]} (see {see})",)
+        self.file, self.path, self.detail, self.line = str(file), path, message, line
+        self.see = see or reference_link(file, path)
+        super().__init__(f"{where}: {message}" + (f" (see {self.see})" if self.see else ""))
 
 
 @dataclass(frozen=True)
@@ -102,6 +97,62 @@ def documented(page: str, path: str = "", variant: str | None = None, note: str 
     return mark
 
 
+# {file: {JSON path: documented dataclass}}: where each documented object of a file was loaded, so that an error
+# raised after loading (a rule across keys, a job's resources, a search space) links to its key's entry like one
+# raised while loading. A file read again starts afresh.
+_SECTIONS: dict[str, dict[str, type]] = {}
+
+
+def locate(cls: type, file: str | Path, path: str = "$") -> None:
+    """Note that the object at path in file holds cls's keys (load_dataclass does; a loader that checks a key
+    before building the object calls it first). What was noted under path was another object's: forgotten."""
+    if cls not in DOCUMENTED:
+        return
+    sections = _SECTIONS.setdefault(_key(file), {})
+    for old in [p for p in sections if p.startswith(path + ".") or p.startswith(path + "[")]:
+        del sections[old]
+    sections[path] = cls
+
+
+def reference_link(file: str | Path, path: str) -> str | None:
+    """The reference entry of the key at path in file, or None where no documented key holds it.
+
+    The innermost object noted around path names the key: a key of its own (through the sections its keys
+    hold, model_parameters.CNN.kernel_size), else, for a key it does not have, its section. An error about
+    such an object as a whole links to its key in the enclosing one, or to its section where none encloses
+    it (a job that is not an object). Where nothing was noted around path (a file that does not parse, a job
+    file's "$", a job's name), no key holds it: no link.
+    """
+    sections = _SECTIONS.get(_key(file), {})
+    holders = [p for p in sections if path.startswith(p + ".")]
+    if not holders:
+        doc = DOCUMENTED[sections[path]] if path in sections else None
+        return doc.link(doc.anchor) if doc else None
+    root = max(holders, key=len)
+    keys = [re.sub(r"(\[\d+\])+$", "", key) for key in path[len(root) + 1:].split(".")]
+    doc, anchor = _anchor(sections[root], keys)
+    return doc.link(anchor)
+
+
+def _anchor(cls: type, keys: list[str]) -> tuple[Documented, str]:
+    """The anchor of keys under an object of cls, descending into the documented sections its fields hold."""
+    doc = DOCUMENTED[cls]
+    for i, key in enumerate(keys):
+        if key not in {f.name for f in dataclasses.fields(cls)}:
+            return doc, doc.anchor
+        inner = _documented_in(typing.get_type_hints(cls)[key])
+        if inner is None or i == len(keys) - 1:
+            return doc, doc.key_anchor(key)
+        cls, doc = inner, DOCUMENTED[inner]
+    return doc, doc.anchor
+
+
+def _documented_in(tp: Any) -> type | None:
+    """The documented dataclass a field holds (X, X | None, tuple[X, ...]); an Any (model_parameters) holds
+    none that its type names."""
+    return tp if tp in DOCUMENTED else next((a for a in typing.get_args(tp) if a in DOCUMENTED), None)
+
+
 def check_name(name: str, file, path: str, what: str) -> None:
     if not _PLAIN_NAME.match(name) or ".." in name:
         raise ConfigError(file, path, f"{what} {name!r} must be a plain name "
@@ -128,6 +179,7 @@ def _key(file: str | Path) -> str:
 
 def read_document(file: Path) -> Any:
     """A job, model or settings file: YAML (.yaml, .yml) or JSON, to the same plain values."""
+    _SECTIONS.pop(_key(file), None)  # what an earlier read of this file held is no guide to this one
     if not is_yaml(file):
         return read_json(file)
     try:
@@ -164,24 +216,10 @@ def read_json(file: Path) -> Any:
 
 def load_dataclass(cls: type, data: Any, file: str | Path, path: str = "$",
                    special: dict[str, typing.Callable] | None = None) -> Any:
-    """Build cls from data. `special` maps field names to custom converters f(value, path)."""
-    try:
-        return _build(cls, data, file, path, special)
-    except ConfigError as exc:
-        _refer(exc, cls, file, path)
-        raise
-
-
-def _refer(exc: ConfigError, cls: type, file, path: str) -> None:
-    """Link an error at path or under it to cls's reference entry: the key's, else (an unknown key, not an
-    object) the section's. Errors about another file (a stacked model's part file) are left alone."""
-    doc = DOCUMENTED.get(cls)
-    rest = exc.path[len(path):] if exc.path.startswith(path) else None
-    if doc is None or exc.file != str(file) or rest is None or rest[:1] not in ("", ".", "["):
-        return
-    key = re.split(r"[.\[]", rest[1:])[0] if rest.startswith(".") else None
-    known = key is not None and key in {f.name for f in dataclasses.fields(cls)}
-    exc.refer(doc.link(doc.key_anchor(key) if known else doc.anchor))
+    """Build cls from data, noting where its keys are (errors' links). `special` maps field names to custom
+    converters f(value, path)."""
+    locate(cls, file, path)
+    return _build(cls, data, file, path, special)
 
 
 def _build(cls: type, data: Any, file, path: str, special: dict[str, typing.Callable] | None) -> Any:

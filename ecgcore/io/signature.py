@@ -17,31 +17,30 @@ SIGNATURE_SCHEME = "content"
 _DATA_SUFFIXES = (".hea", ".mat", ".dat", ".csv")
 
 
-def dataset_signature(root: str, memo: Path | None = None) -> str:
+def dataset_signature(root: str, known: dict[str, list] | None = None) -> str:
     """A hash of every file below root that a reader uses: its path, size and content.
 
     Content rather than modification times: the same records copied or
     re-provisioned elsewhere (new times, same bytes) keep their signature, so
     runs on them still compare and share a cache. Hashing the 211 MB of
-    training2017 takes ~1-2 s; memo (a JSON file, e.g. in the log's .cache)
-    keeps each file's digest under its size and modification time, so a
-    later submit hashes only files that changed. os.scandir rather than
-    Path.rglob: on 17,000 files it is the difference between 0.3 s and a
-    few hundredths.
+    training2017 takes ~1-2 s; known (read_digests of a memo file, e.g. in the
+    log's .cache) holds each file's digest under its size and modification
+    time, so a later submit hashes only the files that changed; it is updated
+    in place to this folder's files, for write_digests. os.scandir rather than
+    Path.rglob: on 17,000 files it is the difference between 0.3 s and a few
+    hundredths.
     """
-    known = _read_memo(memo)
+    known = {} if known is None else known
     seen: dict[str, list] = {}
-    lines = []
     for rel, path, stat in _data_files(root):
         entry = known.get(rel)
         if not entry or entry[:2] != [stat.st_size, stat.st_mtime_ns]:
             with open(path, "rb") as fh:
                 entry = [stat.st_size, stat.st_mtime_ns, hashlib.file_digest(fh, "blake2b").hexdigest()[:32]]
         seen[rel] = entry
-        lines.append(f"{rel}|{entry[0]}|{entry[2]}")
-    if memo is not None and seen != known:
-        _write_memo(memo, seen)
-    return hashlib.sha256("\n".join(sorted(lines)).encode()).hexdigest()
+    known.clear()
+    known.update(seen)
+    return hashlib.sha256("\n".join(sorted(f"{rel}|{e[0]}|{e[2]}" for rel, e in seen.items())).encode()).hexdigest()
 
 
 def signature_memo(cache_dir: Path, root: str) -> Path:
@@ -62,14 +61,16 @@ def _data_files(root: str):
                     yield os.path.relpath(entry.path, root), entry.path, entry.stat()
 
 
-def _read_memo(memo: Path | None) -> dict[str, list]:
+def read_digests(memo: Path) -> dict[str, list]:
+    """The file digests a memo holds ({} when there is none yet): dataset_signature's `known`."""
     try:
-        return json.loads(memo.read_text()) if memo is not None else {}
+        return json.loads(memo.read_text())
     except (OSError, ValueError):  # none yet, or unreadable: every file is hashed
         return {}
 
 
-def _write_memo(memo: Path, digests: dict[str, list]) -> None:
+def write_digests(memo: Path, digests: dict[str, list]) -> None:
+    """Keep digests in memo (written whole under a temporary name, then renamed)."""
     try:
         memo.parent.mkdir(parents=True, exist_ok=True)
         tmp = memo.with_name(f"{memo.name}.{os.getpid()}.tmp")

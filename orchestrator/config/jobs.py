@@ -15,7 +15,7 @@ from typing import Any
 
 from ecgcore.config import modelfile
 from ecgcore.config.model import ModelConfig, spec
-from ecgcore.config.schema import ConfigError, check_name, documented, load_dataclass, read_document, to_plain
+from ecgcore.config.schema import ConfigError, check_name, documented, load_dataclass, locate, read_document, to_plain
 from ecgcore.data.splits import SPLIT_POLICIES, split_folds, split_policy
 from ecgcore.errors import ProjectError
 from ecgcore.models import get_architecture
@@ -172,6 +172,7 @@ def model_path(models_dir: str | Path, name: str, job_file, job_path: str) -> Pa
 def load_model_file(models_dir: str | Path, name: str, job_file, job_path: str) -> ModelFile:
     path = model_path(models_dir, name, job_file, job_path)
     raw = read_document(path)
+    locate(ModelConfig, path)  # a search space is checked before the model is parsed: its errors link too
     spaces = find_spaces(raw, path)
     if spaces:
         check_spaces(raw, spaces, path, parse_model)
@@ -202,13 +203,13 @@ def check_kinds(jobs: list[NamedJob], models: dict[str, ModelConfig]) -> None:
     for job in jobs:
         model = job.model or models[job.config.model]
         if job.config.scheduler is not None and job.config.kind == "pretrain":
-            raise ConfigError(job.file, f"$.{job.name}.scheduler", "a scheduler ranks validation scores; "
-                                                                   "pre-training has none")
+            raise ConfigError(job.file, f"$.{job.job_name}.scheduler", "a scheduler ranks validation scores; "
+                                                                       "pre-training has none")
         arch = get_architecture(model.model_name)
         input_kind = arch.input
         if job.config.kind == "pretrain" and (input_kind != "signal" or arch.trainer != "epochs"):
             why = f"takes {input_kind}" if input_kind != "signal" else "is not a network trained by epochs"
-            raise ConfigError(job.file, f"$.{job.name}.kind",
+            raise ConfigError(job.file, f"$.{job.job_name}.kind",
                               f"pre-training needs a signal architecture; {model.model_name} {why}")
         _check_workers(job, model)
         track = open_track(job.config.track, job.config.track_options, root=job.config.data)
@@ -216,12 +217,12 @@ def check_kinds(jobs: list[NamedJob], models: dict[str, ModelConfig]) -> None:
         if problem is not None:
             where, why = problem
             key = "model" if where == "model" else track_key(job)
-            raise ConfigError(job.file, f"$.{job.name}.{key}", f"model {job.config.model!r} {why}")
+            raise ConfigError(job.file, f"$.{job.job_name}.{key}", f"model {job.config.model!r} {why}")
 
 
 def _check_workers(job: NamedJob, model: ModelConfig) -> None:
     """Several processes per fold (DDP) need a network trained by gradient steps, and GPUs per worker."""
-    cfg, path = job.config, f"$.{job.name}"
+    cfg, path = job.config, f"$.{job.job_name}"
     if cfg.workers_per_task == 1:
         if cfg.gpus_per_worker is not None:
             raise ConfigError(job.file, f"{path}.gpus_per_worker", "applies to workers_per_task > 1; one process "

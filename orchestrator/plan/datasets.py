@@ -24,7 +24,7 @@ from ecgcore.config.task import Task
 from ecgcore.data.pipeline import pipeline_for, split_of
 from ecgcore.errors import ProjectError
 from ecgcore.io.cache import prepared_records, preprocessing_key, read_records
-from ecgcore.io.signature import dataset_signature, signature_memo
+from ecgcore.io.signature import dataset_signature, read_digests, signature_memo, write_digests
 from ecgcore.models import part_models
 from ecgcore.records import Records
 
@@ -49,10 +49,12 @@ class SharedData:
 def prepare_data(tasks: list[Task], cache_dir: Path, say: Callable[[str], None],
                  fold_paths: FoldPaths | None = None) -> SharedData:
     shared, raw, notes = SharedData(), {}, {}
-    signatures = shared.signatures
+    signatures, digests = shared.signatures, {}
     for task, model_name, model in _models_to_prepare(tasks):
         if task.data_dir not in signatures:
-            signatures[task.data_dir] = dataset_signature(task.data_dir, signature_memo(cache_dir, task.data_dir))
+            memo = signature_memo(cache_dir, task.data_dir)
+            digests[memo] = read_digests(memo)
+            signatures[task.data_dir] = dataset_signature(task.data_dir, digests[memo])
         track = task.open_track()
         if (track, task.data_dir) not in notes:  # cold or warm cache alike
             notes[track, task.data_dir] = track.dataset_note(task.data_dir)
@@ -79,6 +81,8 @@ def prepare_data(tasks: list[Task], cache_dir: Path, say: Callable[[str], None],
             f"{time.monotonic() - started:.1f} s "
             f"({cache_file.name})")
     check_splits(tasks, shared, say, fold_paths)
+    for memo, known in digests.items():  # only for data that was read: a failed submit leaves no memo
+        write_digests(memo, known)
     return shared
 
 

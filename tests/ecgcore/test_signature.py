@@ -1,10 +1,9 @@
 """Dataset signatures follow the files' content, not where or when they were copied."""
 
-import json
 import os
 import shutil
 
-from ecgcore.io.signature import dataset_signature, signature_memo
+from ecgcore.io.signature import dataset_signature, read_digests, signature_memo, write_digests
 
 
 def _copy(src, dst):
@@ -32,8 +31,10 @@ def test_a_recopied_dataset_keeps_its_signature_and_a_changed_byte_does_not(synt
 def test_the_memo_holds_each_files_digest_under_its_size_and_time(synth_dir, tmp_path):
     copy = _copy(synth_dir, tmp_path / "data")
     memo = signature_memo(tmp_path / "cache", str(copy))
-    first = dataset_signature(str(copy), memo)
-    digests = json.loads(memo.read_text())
+    known = read_digests(memo)
+    first = dataset_signature(str(copy), known)
+    write_digests(memo, known)
+    digests = read_digests(memo)
     assert "A00001.mat" in digests and "REFERENCE.csv" in digests and first == dataset_signature(str(copy))
     record = copy / "A00001.mat"
     data = bytearray(record.read_bytes())
@@ -41,7 +42,11 @@ def test_the_memo_holds_each_files_digest_under_its_size_and_time(synth_dir, tmp
     stat = record.stat()
     record.write_bytes(bytes(data))
     os.utime(record, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # same size and time: the memo's digest stands
-    assert dataset_signature(str(copy), memo) == first
+    assert dataset_signature(str(copy), read_digests(memo)) == first
     os.utime(record, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1))  # a new time: hashed again
-    assert dataset_signature(str(copy), memo) == dataset_signature(str(copy)) != first
-    assert json.loads(memo.read_text())["A00001.mat"][1] == stat.st_mtime_ns + 1
+    known = read_digests(memo)
+    assert dataset_signature(str(copy), known) == dataset_signature(str(copy)) != first
+    assert known["A00001.mat"][1] == stat.st_mtime_ns + 1
+    record.unlink()
+    dataset_signature(str(copy), known)
+    assert "A00001.mat" not in known  # a file gone is gone from the memo

@@ -5,16 +5,21 @@ external src/href), figures embed the PNG bytes unchanged; the driver's errors w
 Browser tests (skipped without Chromium): a page with two tables and a matplotlib figure is loaded
 in headless Chromium: its DOM holds the tables and the image, the image really decodes, a wide table
 scrolls inside its box instead of widening the page, and phone and desktop screenshots have the
-requested size and are not blank.
+requested size and are not blank. screenshot_url (DevTools over a pipe) on a local server that
+serves its page only with a login cookie: with the cookie the script-built page is waited for and
+captured at the requested size; without it the call fails quoting the login page instead of
+capturing it.
 """
 
 from __future__ import annotations
 
 import base64
+import http.server
 import io
 import re
 import stat
 import sys
+import threading
 import time
 from html.parser import HTMLParser
 
@@ -163,6 +168,9 @@ def test_driver_errors_carry_the_stderr_tail(tmp_path, monkeypatch):
     assert time.monotonic() - start < 10
     with pytest.raises(ProjectError, match="no such file"):
         browser.dump_dom(tmp_path / "missing.html")
+    monkeypatch.setenv("CHROMIUM", fake_browser(tmp_path, "echo 'no pipe for you' >&2; exit 4"))
+    with pytest.raises(ProjectError, match=r"exited \(code 4\)(.|\n)*no pipe for you"):
+        browser.screenshot_url("http://127.0.0.1:9/", tmp_path / "u.png", ready_text="x")
 
 
 # --- a real browser ---------------------------------------------------------------------------------
@@ -216,3 +224,44 @@ def test_browser_screenshot(report_file, tmp_path, size):
     pixels = matplotlib.image.imread(png_path)
     assert pixels.shape[:2] == (size[1], size[0])
     assert pixels[..., :3].std() > 0
+
+
+class CookiePage(http.server.BaseHTTPRequestHandler):
+    """The secret page (its text written by a script, after a moment) only with the cookie; else a login page."""
+
+    def do_GET(self):
+        if "session=s3cret" in self.headers.get("Cookie", ""):
+            body = "<body><script>setTimeout(() => document.body.innerHTML = '<h1>the secret page</h1>', 300)</script>"
+        else:
+            body = "<body><h1>please log in</h1></body>"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.end_headers()
+        self.wfile.write(body.encode())
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture()
+def cookie_server():
+    if browser.find_chromium() is None:
+        pytest.skip(NO_CHROMIUM)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), CookiePage)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/page"
+    server.shutdown()
+    server.server_close()
+
+
+def test_browser_screenshot_url_with_a_login_cookie(cookie_server, tmp_path):
+    png_path = tmp_path / "page.png"
+    browser.screenshot_url(cookie_server, png_path, ready_text="the secret page", cookies={"session": "s3cret"},
+                           width=640, height=360)
+    pixels = matplotlib.image.imread(png_path)
+    assert pixels.shape[:2] == (360, 640)
+    assert pixels[..., :3].std() > 0
+    with pytest.raises(ProjectError, match="never showed 'the secret page'; it shows: 'please log in'"):
+        browser.screenshot_url(cookie_server, tmp_path / "login.png", ready_text="the secret page", timeout=6)
+    assert not (tmp_path / "login.png").exists()
