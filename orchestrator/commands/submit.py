@@ -282,16 +282,22 @@ def _run(opts: SubmitOptions, jobs, tasks: list[Task], log_dir: str, done: set[s
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
-    return _report(outcomes, done, time.monotonic() - started, log_dir, say, n_tasks=len(tasks))
+    return _report(outcomes, done, time.monotonic() - started, log_dir, say, n_tasks=len(tasks),
+                   scheduled=any(job.config.scheduler is not None for job in jobs))
 
 
-def _report(outcomes, done: set[str], elapsed: float, log_dir: str, say, n_tasks: int) -> int:
+def _report(outcomes, done: set[str], elapsed: float, log_dir: str, say, n_tasks: int, scheduled: bool = False) -> int:
     """One line per task that started, a closing count (with the tasks an interrupt left unstarted); exit 1 when
-    a fold failed (stopped by a scheduler is no failure)."""
+    a fold failed (stopped by a scheduler is no failure), 130 (as a shell after Ctrl-C) when folds were cut short.
+
+    A fold that ended without finishing and without an error was stopped: by the job's scheduler (ASHA) when
+    there is one, else only by an interrupt (Ctrl-C, SIGTERM), which resume continues from its checkpoint.
+    """
     failed = [o for o in outcomes if not o.ok and not o.stopped]
+    cut = "stopped early by the scheduler" if scheduled else "interrupted"
     for o in outcomes:
         if o.stopped:
-            status = f"stopped early by the scheduler after epoch {o.epoch}"
+            status = f"{cut} after epoch {o.epoch}" + ("" if scheduled else " (resume continues it)")
         elif not o.ok:
             status = f"FAILED: {o.error}"
         else:
@@ -301,11 +307,14 @@ def _report(outcomes, done: set[str], elapsed: float, log_dir: str, say, n_tasks
         say(f"  {o.task_id:<40} {status}")
     stopped = sum(o.stopped for o in outcomes)
     unstarted = n_tasks - len(outcomes)
+    how = "stopped by the scheduler" if scheduled else "interrupted (resume continues them)"
     say(f"{sum(o.ok for o in outcomes)}/{n_tasks} task(s) finished"
-        f"{f', {stopped} stopped by the scheduler' if stopped else ''}"
+        f"{f', {stopped} {how}' if stopped else ''}"
         f"{f', {unstarted} not started (resume runs them)' if unstarted > 0 else ''} in "
         f"{elapsed:.0f} s; results under {log_dir}")
-    return 1 if failed else 0
+    if failed:
+        return 1
+    return 130 if unstarted > 0 or (stopped and not scheduled) else 0
 
 
 def _as_interrupt(signum, frame) -> None:
