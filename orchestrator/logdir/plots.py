@@ -128,7 +128,9 @@ def _read_folds(folds: dict[int, Path], missing: list[int], file: str, read) -> 
 def _curves(job_dir, out_dir, folds, missing, info) -> tuple[Path | None, str | None]:
     logs, absent = _read_folds(folds, missing, HOTLOG, _read_hotlog)
     for k in [k for k, log in logs.items() if not log]:
-        absent[k] = f"has no validation in {HOTLOG} yet"
+        # A finished fold without rows was not trained in epochs (a stacker, a booster fitted in one go).
+        absent[k] = (f"finished with no validation rows in {HOTLOG} (not trained in epochs)" if k in info["finished"]
+                     else f"has no validation in {HOTLOG} yet")
         del logs[k]
     message = _missing_message(absent, list(logs), "the learning curves show folds", "no learning curves")
     if not logs:

@@ -95,6 +95,10 @@ def test_a_pretraining_job_plots_its_validation_loss_and_no_confusion_matrix(tmp
     assert_png(written[0], CURVES_SIZE)
     assert messages == ["pre: fold1 has no validation in hotlog.csv yet; the learning curves show folds 0",
                         "pre: pre-training job: no class predictions, no confusion matrix"]
+    (tmp_path / "CNN" / "pre" / "fold1" / "scores.json").write_text('{"fold": 1, "kind": "pretrain"}')
+    _, messages = plot_job(tmp_path / "CNN" / "pre", tmp_path / "CNN")  # finished, never a row: not "yet"
+    assert messages[0] == ("pre: fold1 finished with no validation rows in hotlog.csv (not trained in epochs); "
+                           "the learning curves show folds 0")
 
 
 def test_summarize_plot_can_write_the_pngs_elsewhere(log2017, tmp_path):
